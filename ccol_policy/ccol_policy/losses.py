@@ -1,0 +1,36 @@
+"""Training objective of CCoL (paper eq. 12-14): reconstruction + beta * KL + lambda * E_disc."""
+
+from __future__ import annotations
+
+import torch
+
+from ccol_policy.config import LossConfig
+from ccol_policy.model.ccol import CCoLOutput
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|.) || N(0, I)), summed over latent dimensions and averaged over the batch."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, is_pad: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean L1 or L2 error over the non-padded steps of the chunk. pred/target (B, k, A), is_pad (B, k)."""
+    err = (pred - target).abs() if kind == "l1" else (pred - target).pow(2)
+    keep = (~is_pad).unsqueeze(-1).to(err.dtype)
+    return (err * keep).sum() / (keep.sum() * err.shape[-1]).clamp(min=1.0)
+
+
+def ccol_loss(
+    out: CCoLOutput, actions: torch.Tensor, is_pad: torch.Tensor, cfg: LossConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and each term separately, detached (read them with .item() only when logging)."""
+    recon = reconstruction_loss(out.actions.float(), actions, is_pad, cfg.recon)
+    kl = kl_divergence(out.mu.float(), out.logvar.float())
+    total = recon + cfg.kl_weight * kl
+    terms = {"recon": recon.detach(), "kl": kl.detach()}
+    if out.disc_penalty is not None:
+        terms["disc"] = out.disc_penalty.detach()
+        if cfg.disc_weight > 0:
+            total = total + cfg.disc_weight * out.disc_penalty
+    terms["loss"] = total.detach()
+    return total, terms

@@ -1,0 +1,150 @@
+"""The CCoL policy network: ODE-CVAE + semantic-physical alignment + chunk decoder (paper Fig. 1).
+
+    images --ViT--> x --ReLU(W_v x)--------------------------.
+    qpos, a_{t:t+k} --ProprioCVAE--> mu, logvar --> z0         |-- X = (z~, qpos~, x~)
+    z0 --LatentODE--> Z --ReLU(W_a Z)--> z~ -----------------'        |
+    instruction --RoBERTa (cached)--> l --ReLU(W_l l)--> l~ ----- CSA(l~, X) --> memory --decoder--> a'_{t:t+k}
+
+With MCC off, z0 itself is the single latent token; with CSA off, a plain self-attention encoder fuses
+[l~; X] (together: an ACT-style CVAE with language conditioning, the baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ccol_policy.config import CCoLConfig
+from ccol_policy.model.alignment import AlignmentAttention, SemanticPhysicalAlignment
+from ccol_policy.model.common import sinusoidal_positions
+from ccol_policy.model.latent_ode import LatentODE
+from ccol_policy.model.proprio_cvae import ProprioCVAE
+from ccol_policy.model.vision import VisionEncoder
+
+
+@dataclass
+class CCoLOutput:
+    actions: torch.Tensor  # (B, k, action_dim), normalised units
+    mu: torch.Tensor  # (B, d_z)
+    logvar: torch.Tensor  # (B, d_z)
+    latent: torch.Tensor  # (B, T, d_z): the ODE trajectory Z (T = 1 without MCC)
+    disc_penalty: torch.Tensor | None  # E_disc, only when trained with MCC
+    attention: list[AlignmentAttention] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where each kind of token sits in the context X (for reading attention maps)."""
+
+    latent: slice
+    qpos: int
+    vision: slice
+    cameras: int
+    patches_per_camera: int
+    patch_grid: int  # patches per image side
+
+
+class CCoL(nn.Module):
+    """The policy network. Works in normalised units; `CCoLPolicy` handles robot units and caching."""
+
+    def __init__(self, cfg: CCoLConfig, text_dim: int) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        m = cfg.model
+        h = m.hidden_dim
+        self.vision = VisionEncoder(cfg.vision)
+        self.proprio = ProprioCVAE(m)
+        self.ode = LatentODE(m.latent_dim, m.ode) if m.use_mcc else None
+        # eq. 7: projections into the shared space h
+        self.proj_vision = nn.Sequential(nn.Linear(self.vision.out_dim, h), nn.ReLU())
+        self.proj_lang = nn.Sequential(nn.Linear(text_dim, h), nn.ReLU())
+        self.proj_latent = nn.Sequential(nn.Linear(m.latent_dim, h), nn.ReLU())
+        self.proj_qpos = nn.Linear(m.state_dim, h)
+        n_cam = len(cfg.vision.cameras)
+        self.camera_embed = nn.Parameter(torch.zeros(n_cam, 1, h))
+        n_latent = m.ode.time_points if m.use_mcc else 1
+        per_cam = self.vision.tokens_per_camera
+        self.layout = TokenLayout(
+            latent=slice(0, n_latent),
+            qpos=n_latent,
+            vision=slice(n_latent + 1, n_latent + 1 + n_cam * per_cam),
+            cameras=n_cam,
+            patches_per_camera=per_cam,
+            patch_grid=cfg.vision.image_size // cfg.vision.patch_size,
+        )
+        self.max_lang = cfg.text.max_length
+        n_ctx = self.layout.vision.stop
+        self.register_buffer("pos", sinusoidal_positions(self.max_lang + n_ctx, h), persistent=False)
+        if m.use_csa:
+            self.fusion: nn.Module = SemanticPhysicalAlignment(
+                h, m.num_heads, m.dim_feedforward, m.dropout, m.fusion_layers, m.csa_mode
+            )
+        else:
+            layer = nn.TransformerEncoderLayer(h, m.num_heads, m.dim_feedforward, m.dropout, batch_first=True)
+            self.fusion = nn.TransformerEncoder(layer, m.fusion_layers, enable_nested_tensor=False)
+        self.queries = nn.Parameter(torch.randn(m.chunk_size, h) * 0.02)
+        dec_layer = nn.TransformerDecoderLayer(h, m.num_heads, m.dim_feedforward, m.dropout, batch_first=True)
+        self.decoder = nn.TransformerDecoder(dec_layer, m.decoder_layers)
+        self.action_head = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, m.action_dim))
+        self._prior_cache: tuple[tuple, torch.Tensor] | None = None
+
+    def _prior_latent(self, batch: int, device: torch.device) -> torch.Tensor:
+        """Latent trajectory from the prior mean z0 = 0: a constant of the weights, solved once and cached."""
+        z0 = torch.zeros(1, self.cfg.model.latent_dim, device=device)
+        if self.ode is None:
+            return z0.unsqueeze(1).expand(batch, -1, -1)
+        key = (device, tuple(p._version for p in self.ode.parameters()), tuple(p.data_ptr() for p in self.ode.parameters()))
+        if self._prior_cache is None or self._prior_cache[0] != key:
+            with torch.no_grad():
+                self._prior_cache = (key, self.ode(z0))
+        return self._prior_cache[1].expand(batch, -1, -1)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        qpos: torch.Tensor,
+        lang: torch.Tensor,
+        lang_pad: torch.Tensor,
+        depth: torch.Tensor | None = None,
+        actions: torch.Tensor | None = None,
+        is_pad: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> CCoLOutput:
+        """images (B, n_cam, 3, H, W) uint8, qpos (B, state_dim), lang (B, L, d_l), lang_pad (B, L) True = pad,
+        actions (B, k, A) and is_pad (B, k) in training only -> CCoLOutput."""
+        b = qpos.shape[0]
+        disc = None
+        if actions is not None:
+            if is_pad is None:
+                is_pad = torch.zeros(actions.shape[:2], dtype=torch.bool, device=actions.device)
+            mu, logvar = self.proprio(qpos, actions, is_pad)
+            z0 = ProprioCVAE.reparameterise(mu, logvar) if self.training else mu
+            if self.ode is not None:
+                latent = self.ode(z0)  # (B, T, d_z)
+                disc = self.ode.disc_penalty(latent)
+            else:
+                latent = z0.unsqueeze(1)
+        else:
+            mu = logvar = torch.zeros(b, self.cfg.model.latent_dim, device=qpos.device)
+            latent = self._prior_latent(b, qpos.device)
+
+        vis = self.proj_vision(self.vision(images, depth))  # (B, n_cam * P, h)
+        vis = (vis.view(b, self.layout.cameras, -1, vis.shape[-1]) + self.camera_embed).flatten(1, 2)
+        ctx = torch.cat([self.proj_latent(latent.to(vis.dtype)), self.proj_qpos(qpos).unsqueeze(1), vis], 1)
+        lang = self.proj_lang(lang[:, : self.max_lang])
+        lang_pad = lang_pad[:, : self.max_lang]
+        n_lang = lang.shape[1]
+        pos = torch.cat([self.pos[:n_lang], self.pos[self.max_lang :]], 0)  # (L + N, h)
+        attention: list[AlignmentAttention] = []
+        mem_pad = torch.cat([lang_pad, torch.zeros(ctx.shape[:2], dtype=torch.bool, device=ctx.device)], 1)
+        if self.cfg.model.use_csa:
+            memory, attention = self.fusion(lang, lang_pad, ctx, pos, need_weights)
+        else:
+            memory = self.fusion(torch.cat([lang, ctx], 1) + pos, src_key_padding_mask=mem_pad)
+        out = self.decoder(self.queries.expand(b, -1, -1), memory, memory_key_padding_mask=mem_pad)
+        return CCoLOutput(
+            actions=self.action_head(out), mu=mu, logvar=logvar, latent=latent, disc_penalty=disc, attention=attention
+        )

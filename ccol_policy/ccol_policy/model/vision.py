@@ -1,0 +1,104 @@
+"""Vision encoder (paper: "Vision Encoder"): a ViT whose patch tokens x_t feed the fusion."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ccol_policy.config import VisionConfig
+
+log = logging.getLogger(__name__)
+
+
+def _load_pretrained_vit(name_or_dir: str) -> nn.Module:
+    from transformers import ViTModel
+
+    try:
+        return ViTModel.from_pretrained(name_or_dir, add_pooling_layer=False)
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"cannot load the ViT weights {name_or_dir!r} (no network, or not in the Hugging Face cache). "
+            f"Download them once on a connected machine (`huggingface-cli download {name_or_dir} --local-dir DIR`) "
+            "and set vision.pretrained=DIR."
+        ) from exc
+
+
+class VisionEncoder(nn.Module):
+    """RGB(-D) frames of one or more cameras -> ViT patch tokens.
+
+    Input images are uint8 (B, n_cam, 3, H, W), depth optional float metres (B, n_cam, 1, H, W); resizing and
+    normalisation happen here so that they run on the policy's device.
+    """
+
+    def __init__(self, cfg: VisionConfig) -> None:
+        super().__init__()
+        from transformers import ViTConfig, ViTModel
+
+        self.cfg = cfg
+        channels = 4 if cfg.use_depth else 3
+        if cfg.pretrained:
+            self.vit = _load_pretrained_vit(cfg.pretrained)
+            if cfg.use_depth:
+                self._add_depth_channel()
+        else:
+            vit_cfg = ViTConfig(
+                image_size=cfg.image_size,
+                patch_size=cfg.patch_size,
+                num_channels=channels,
+                hidden_size=cfg.hidden_size,
+                num_hidden_layers=cfg.num_layers,
+                num_attention_heads=cfg.num_heads,
+                intermediate_size=cfg.intermediate_size,
+            )
+            self.vit = ViTModel(vit_cfg, add_pooling_layer=False)
+        self.out_dim = self.vit.config.hidden_size
+        self._interpolate_pos = self.vit.config.image_size != cfg.image_size
+        self.register_buffer("mean", torch.tensor(cfg.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.image_std).view(1, 3, 1, 1), persistent=False)
+        if cfg.freeze:
+            self.vit.requires_grad_(False)
+
+    @property
+    def tokens_per_camera(self) -> int:
+        return (self.cfg.image_size // self.cfg.patch_size) ** 2
+
+    def _add_depth_channel(self) -> None:
+        """Widen the pretrained RGB patch embedding to RGB-D; the depth filter starts as the mean RGB filter."""
+        proj = self.vit.embeddings.patch_embeddings.projection
+        new = nn.Conv2d(4, proj.out_channels, proj.kernel_size, proj.stride)
+        with torch.no_grad():
+            new.weight[:, :3] = proj.weight
+            new.weight[:, 3:] = proj.weight.mean(dim=1, keepdim=True)
+            new.bias.copy_(proj.bias)
+        self.vit.embeddings.patch_embeddings.projection = new
+        self.vit.embeddings.patch_embeddings.num_channels = 4
+        self.vit.config.num_channels = 4
+
+    def preprocess(self, images: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:
+        """uint8 (N, 3, H, W) [+ depth (N, 1, H, W)] -> normalised float (N, C, S, S)."""
+        x = images.float() / 255.0
+        size = self.cfg.image_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = (x - self.mean) / self.std
+        if self.cfg.use_depth:
+            if depth is None:
+                raise ValueError("this policy uses depth (vision.use_depth=true) but no depth image was given")
+            d = depth.float().clamp(0.0, self.cfg.depth_max_m) / self.cfg.depth_max_m
+            if d.shape[-2:] != (size, size):
+                d = F.interpolate(d, size=(size, size), mode="nearest")
+            x = torch.cat([x, d * 2.0 - 1.0], dim=1)
+        return x
+
+    def forward(self, images: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n_cam, 3, H, W) uint8 -> patch tokens (B, n_cam * P, d_v)."""
+        b, n_cam = images.shape[:2]
+        flat_depth = depth.flatten(0, 1) if depth is not None else None
+        x = self.preprocess(images.flatten(0, 1), flat_depth)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze):
+            hidden = self.vit(pixel_values=x, interpolate_pos_encoding=self._interpolate_pos).last_hidden_state
+        patches = hidden[:, 1:]  # drop the ViT [CLS]: (B * n_cam, P, d_v)
+        return patches.reshape(b, n_cam * patches.shape[1], patches.shape[2])
