@@ -7,6 +7,8 @@
     text_encoder.json         text-encoder identity (hub name / directory, or "scratch" with its size)
     instructions.json         instructions seen in training
     meta.json                 training metadata (step, dataset hash, validation metrics)
+    README.md                 model card written by the trainer
+    train_state.pt            optimizer/scheduler/RNG state (in `latest/` only, for --resume)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ccol_policy.config import CCoLConfig, config_from_dict
 from ccol_policy.data import NormStats
 from ccol_policy.model import CCoL, InstructionEncoder
 
+TRAIN_STATE = "train_state.pt"  # optimizer, scheduler, step and RNG states for `ccol train --resume`
 REQUIRED = ("model.safetensors", "config.yaml", "norm_stats.json", "text_encoder.json")
 
 
@@ -60,6 +63,7 @@ def save_checkpoint(
     instructions: list[str],
     meta: dict[str, Any] | None = None,
     extra_files: dict[str, str] | None = None,
+    train_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint directory atomically: a crash mid-write leaves the previous checkpoint intact."""
     directory = Path(directory)
@@ -78,6 +82,8 @@ def save_checkpoint(
     (tmp / "meta.json").write_text(json.dumps(meta or {}, indent=1, default=str))
     for name, content in (extra_files or {}).items():
         (tmp / name).write_text(content)
+    if train_state is not None:
+        torch.save(train_state, tmp / TRAIN_STATE)
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
         if old.exists():

@@ -199,8 +199,30 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
                 raise ValueError(f"config key {where}{key} must be a mapping, got {value!r}")
             kwargs[key] = _from_dict(hint, value, f"{where}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, hint, where + key)
     return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Check a YAML value against the field's type; accept ints for floats and numeric strings ("3e-4")."""
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if args and typing.get_origin(hint) is not list else hint
+    if base is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif base is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif base is bool and isinstance(value, bool):
+        return value
+    elif base is str and isinstance(value, str):
+        return value
+    elif typing.get_origin(base) is list and isinstance(value, list):
+        return list(value)
+    raise ValueError(f"config key {name} must be {getattr(base, '__name__', base)}, got {value!r}")
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,13 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, is_pad: torch.Tensor, kind: str) -> torch.Tensor:
-    """Mean L1 or L2 error over the non-padded steps of the chunk. pred/target (B, k, A), is_pad (B, k)."""
+    """L1 or L2 error with padded steps zeroed, averaged over all B * k * A entries (as ACT does).
+
+    The normaliser does not depend on the padding, so the mean of per-rank losses under DDP equals the loss of
+    the whole batch. pred/target (B, k, A), is_pad (B, k).
+    """
     err = (pred - target).abs() if kind == "l1" else (pred - target).pow(2)
-    keep = (~is_pad).unsqueeze(-1).to(err.dtype)
-    return (err * keep).sum() / (keep.sum() * err.shape[-1]).clamp(min=1.0)
+    return (err * (~is_pad).unsqueeze(-1).to(err.dtype)).mean()
 
 
 def ccol_loss(

@@ -112,16 +112,18 @@ class CCoL(nn.Module):
         actions: torch.Tensor | None = None,
         is_pad: torch.Tensor | None = None,
         need_weights: bool = False,
+        noise: torch.Tensor | None = None,
     ) -> CCoLOutput:
         """images (B, n_cam, 3, H, W) uint8, qpos (B, state_dim), lang (B, L, d_l), lang_pad (B, L) True = pad,
-        actions (B, k, A) and is_pad (B, k) in training only -> CCoLOutput."""
+        actions (B, k, A) and is_pad (B, k) in training only; noise (B, d_z) is the reparameterisation's epsilon
+        (drawn here when None; the trainer passes it so that runs are reproducible across ranks) -> CCoLOutput."""
         b = qpos.shape[0]
         disc = None
         if actions is not None:
             if is_pad is None:
                 is_pad = torch.zeros(actions.shape[:2], dtype=torch.bool, device=actions.device)
             mu, logvar = self.proprio(qpos, actions, is_pad)
-            z0 = ProprioCVAE.reparameterise(mu, logvar) if self.training else mu
+            z0 = ProprioCVAE.reparameterise(mu, logvar, noise) if self.training else mu
             if self.ode is not None:
                 latent = self.ode(z0)  # (B, T, d_z)
                 disc = self.ode.disc_penalty(latent)

@@ -76,6 +76,7 @@ class ProprioCVAE(nn.Module):
         return self.to_mu(e_cls), self.to_logvar(e_cls)
 
     @staticmethod
-    def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z0 = mu + eps * exp(logvar / 2) (eq. 5)."""
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """z0 = mu + eps * exp(logvar / 2) (eq. 5); eps ~ N(0, I) unless given."""
+        eps = torch.randn_like(mu) if noise is None else noise.to(mu)
+        return mu + eps * torch.exp(0.5 * logvar)

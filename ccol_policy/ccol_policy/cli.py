@@ -1,0 +1,116 @@
+"""`ccol`: the offline verbs of the stack (train, build-dataset, eval-bag, sim-eval, demo, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("ccol")
+
+
+def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - CCoLConfig, imported lazily
+    from ccol_policy.config import load_config, parse_overrides, resolve_preset
+
+    sources = [resolve_preset(args.config)] + [Path(p) for p in args.extra_config]
+    return load_config(*sources, overrides=parse_overrides(args.set), ablation=args.ablation)
+
+
+def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--config", default=default, help=f"preset name in models/ or a YAML file (default {default})")
+    p.add_argument("--extra-config", action="append", default=[], metavar="YAML", help="further YAML merged on top")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
+    p.add_argument("--ablation", default=None, help="paper Table 4 variant: full, wo_mcc, wo_csa, wo_disc, "
+                   "csa_no_att, tcn, tcn_no_mcc, act")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ccol_policy.training import train
+
+    cfg = _config_from_args(args)
+    result = train(cfg, args.data, args.out, device=args.device, resume=args.resume, progress=not args.no_progress)
+    log.info("trained %d steps, best validation L1 %.4f, %.1f samples/s; checkpoint: %s",
+             result.step, result.best_val_l1, result.samples_per_s, result.out_dir / "best")
+    return 0
+
+
+def cmd_make_synthetic(args: argparse.Namespace) -> int:
+    from ccol_policy.synthetic import make_dataset
+
+    paths = make_dataset(args.out, args.episodes_per_task, seed=args.seed, image_size=args.image_size)
+    log.info("wrote %d synthetic episodes to %s", len(paths), args.out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ccol_policy.demo import run_demo
+
+    run_demo(Path(args.out), steps=args.steps, episodes_per_task=args.episodes_per_task, ablation=args.ablation)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ccol_policy.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    n = sum(p.numel() for p in ckpt.model.parameters())
+    print(json.dumps({"parameters": n, "instructions": ckpt.instructions, "meta": ckpt.meta}, indent=1))  # noqa: T201
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccol", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a policy from HDF5 episodes (torchrun-compatible)")
+    p.add_argument("data", nargs="+", help="dataset directories of *.hdf5 episodes")
+    p.add_argument("--out", required=True, help="output directory (latest/, best/, logs)")
+    _add_config_args(p, "paper_vit_b")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/latest exactly")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("make-synthetic", help="write the synthetic three-task data set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--episodes-per-task", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=64)
+    p.set_defaults(func=cmd_make_synthetic)
+
+    p = sub.add_parser("demo", help="the embedded default job: data -> training -> evaluation, no robot needed")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
+    p.add_argument("--episodes-per-task", type=int, default=10)
+    p.add_argument("--ablation", default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("info", help="describe a checkpoint")
+    p.add_argument("checkpoint")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ccol_policy.checkpoint import CheckpointError
+    from ccol_policy.data import DatasetError
+
+    try:
+        return args.func(args)
+    except (DatasetError, CheckpointError, FileNotFoundError, ValueError) as exc:
+        if args.verbose:
+            raise
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted; the last saved checkpoint is intact (resume with --resume)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Shapes, gradients and the ablation switches of the CCoL network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ccol_policy.config import ABLATIONS
+from ccol_policy.losses import ccol_loss, kl_divergence, reconstruction_loss
+from ccol_policy.model import CCoL, InstructionEncoder, LatentODE, SemanticPhysicalAlignment
+from ccol_policy.model.proprio_cvae import TemporalConvEncoder
+from ccol_policy.model.text import UNK
+from conftest import tiny_config
+
+
+def _inputs(cfg, batch: int = 3):
+    text = InstructionEncoder(cfg.text)
+    lang, pad = text.batch(["lift the pen", "slide the cube", "place the cubes"][:batch], torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 255, (batch, len(cfg.vision.cameras), 3, 40, 48), dtype=torch.uint8, generator=g)
+    qpos = torch.randn(batch, cfg.model.state_dim, generator=g)
+    actions = torch.randn(batch, cfg.model.chunk_size, cfg.model.action_dim, generator=g)
+    is_pad = torch.zeros(batch, cfg.model.chunk_size, dtype=torch.bool)
+    is_pad[0, -3:] = True
+    return text, images, qpos, lang, pad, actions, is_pad
+
+
+def _cfg(ablation=None, **kw):
+    cfg = tiny_config(ablation, **kw)
+    cfg.text.vocab = ["cube", "cubes", "lift", "pen", "place", "slide", "the"]
+    return cfg
+
+
+@pytest.mark.parametrize("ablation", sorted(ABLATIONS))
+def test_every_ablation_trains_and_infers(ablation: str) -> None:
+    cfg = _cfg(ablation)
+    text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg)
+    model = CCoL(cfg, text.out_dim)
+    out = model(images, qpos, lang, pad, actions=actions, is_pad=is_pad)
+    assert out.actions.shape == (3, cfg.model.chunk_size, cfg.model.action_dim)
+    expected_t = cfg.model.ode.time_points if cfg.model.use_mcc else 1
+    assert out.latent.shape == (3, expected_t, cfg.model.latent_dim)
+    assert (out.disc_penalty is not None) == cfg.model.use_mcc
+    loss, terms = ccol_loss(out, actions, is_pad, cfg.loss)
+    loss.backward()
+    assert torch.isfinite(loss)
+    # the proprio encoder and the decoder both receive gradient
+    assert model.proprio.to_mu.weight.grad.abs().sum() > 0
+    assert model.action_head[-1].weight.grad.abs().sum() > 0
+    assert model.proj_vision[0].weight.grad.abs().sum() > 0
+    assert model.proj_lang[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        assert model(images, qpos, lang, pad).actions.shape == out.actions.shape
+
+
+def test_ablation_switches_change_the_graph() -> None:
+    full = CCoL(_cfg(), 32)
+    act = CCoL(_cfg("act"), 32)
+    avg = CCoL(_cfg("csa_no_att"), 32)
+    tcn = CCoL(_cfg("tcn"), 32)
+    assert isinstance(full.ode, LatentODE) and isinstance(full.fusion, SemanticPhysicalAlignment)
+    assert act.ode is None and isinstance(act.fusion, torch.nn.TransformerEncoder)
+    assert not any("lang_to_ctx" in n for n, _ in avg.named_parameters())
+    assert any("lang_to_ctx" in n for n, _ in full.named_parameters())
+    assert isinstance(tcn.proprio.encoder, TemporalConvEncoder)
+    assert isinstance(full.proprio.encoder, torch.nn.TransformerEncoder)
+    assert sum(p.numel() for p in act.parameters()) < sum(p.numel() for p in full.parameters())
+
+
+def test_language_changes_the_prediction() -> None:
+    cfg = _cfg()
+    text, images, qpos, lang, pad, _, _ = _inputs(cfg, batch=2)
+    model = CCoL(cfg, text.out_dim).eval()
+    same = images[:1].expand(2, -1, -1, -1, -1)
+    out = model(same, qpos[:1].expand(2, -1), lang, pad).actions
+    assert (out[0] - out[1]).abs().max() > 1e-4
+
+
+def test_csa_attention_maps_cover_words_and_context() -> None:
+    cfg = _cfg()
+    text, images, qpos, lang, pad, _, _ = _inputs(cfg, batch=2)
+    model = CCoL(cfg, text.out_dim).eval()
+    out = model(images[:2], qpos[:2], lang, pad, need_weights=True)
+    n_ctx = model.layout.vision.stop
+    assert len(out.attention) == cfg.model.fusion_layers
+    att = out.attention[0].lang_to_context
+    assert att.shape == (2, lang.shape[1], n_ctx)
+    torch.testing.assert_close(att.sum(-1), torch.ones(2, lang.shape[1]), atol=1e-5, rtol=0)
+    per_cam = (cfg.vision.image_size // cfg.vision.patch_size) ** 2
+    assert model.layout.patches_per_camera == per_cam
+
+
+def test_depth_is_a_fourth_channel() -> None:
+    cfg = _cfg(**{"vision.use_depth": True})
+    text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg, batch=2)
+    model = CCoL(cfg, text.out_dim)
+    depth = torch.rand(2, 1, 1, 40, 48) * 3.0
+    out = model(images[:2], qpos[:2], lang, pad, depth=depth, actions=actions[:2], is_pad=is_pad[:2])
+    out.actions.sum().backward()
+    assert model.vision.vit.embeddings.patch_embeddings.projection.weight.shape[1] == 4
+
+
+def test_latent_ode_is_adaptive_dopri5_and_adjoint_matches() -> None:
+    cfg = _cfg(**{"model.ode.time_points": 4, "model.ode.step": 1.0})
+    ode = LatentODE(cfg.model.latent_dim, cfg.model.ode)
+    with torch.no_grad():
+        ode.func.out.weight.normal_(0, 0.5)
+    z0 = torch.randn(5, cfg.model.latent_dim)
+    ode.func.nfe = 0
+    traj = ode(z0)
+    assert traj.shape == (5, 4, cfg.model.latent_dim)
+    torch.testing.assert_close(traj[:, 0], z0)
+    assert ode.func.nfe >= 6  # at least one Dormand-Prince step (6 stages + FSAL)
+    cfg.model.ode.adjoint = True
+    adj = LatentODE(cfg.model.latent_dim, cfg.model.ode)
+    adj.load_state_dict(ode.state_dict())
+    torch.testing.assert_close(adj(z0), traj, atol=1e-4, rtol=1e-4)
+
+
+def test_disc_penalty_vanishes_for_exact_linear_flow_and_grows_with_curvature() -> None:
+    cfg = _cfg(**{"model.ode.time_points": 5, "model.ode.step": 0.5})
+    ode = LatentODE(cfg.model.latent_dim, cfg.model.ode)
+    with torch.no_grad():
+        ode.func.out.weight.zero_()
+        ode.func.out.bias.fill_(0.3)  # f = 0.3: z(t) = z0 + 0.3 t exactly
+    traj = ode(torch.zeros(2, cfg.model.latent_dim))
+    assert ode.disc_penalty(traj).item() < 1e-10
+    bent = traj.clone()
+    bent[:, 2] += 1.0
+    assert ode.disc_penalty(bent).item() > 1.0
+
+
+def test_loss_terms_by_hand() -> None:
+    mu = torch.tensor([[1.0, 0.0]])
+    logvar = torch.tensor([[0.0, 0.0]])
+    assert kl_divergence(mu, logvar).item() == pytest.approx(0.5)
+    pred = torch.zeros(1, 2, 1)
+    target = torch.tensor([[[1.0], [3.0]]])
+    is_pad = torch.tensor([[False, True]])
+    assert reconstruction_loss(pred, target, is_pad, "l1").item() == pytest.approx(0.5)
+    assert reconstruction_loss(pred, target, torch.zeros_like(is_pad), "l2").item() == pytest.approx(5.0)
+
+
+def test_unknown_words_are_reported_and_empty_instruction_rejected() -> None:
+    cfg = _cfg()
+    text = InstructionEncoder(cfg.text)
+    emb = text.embed("lift the banana")
+    assert emb.unknown_words == ["banana"]
+    assert text.embed("lift the banana") is emb  # cached, not re-encoded
+    ids, _, _ = text._tokenize("lift the banana")
+    assert UNK in ids
+    with pytest.raises(ValueError, match="instruction is empty"):
+        text.embed("   ")
