@@ -10,11 +10,26 @@ import pytest
 from ccol_policy.config import CCoLConfig, load_config
 
 TINY: dict[str, Any] = {
-    "vision": {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
-               "intermediate_size": 64},
+    "vision": {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_layers": 1,
+        "num_heads": 2,
+        "intermediate_size": 64,
+    },
     "text": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
-    "model": {"chunk_size": 10, "hidden_dim": 32, "latent_dim": 8, "num_heads": 2, "dim_feedforward": 64,
-              "dropout": 0.0, "proprio_layers": 1, "fusion_layers": 1, "ode": {"hidden_size": 32, "num_blocks": 1}},
+    "model": {
+        "chunk_size": 10,
+        "hidden_dim": 32,
+        "latent_dim": 8,
+        "num_heads": 2,
+        "dim_feedforward": 64,
+        "dropout": 0.0,
+        "proprio_layers": 1,
+        "fusion_layers": 1,
+        "ode": {"hidden_size": 32, "num_blocks": 1},
+    },
     "optim": {"optimizer": "adamw", "lr": 1e-3, "batch_size": 8, "warmup_steps": 0},
     "train": {"steps": 20, "eval_every": 10, "save_every": 10, "log_every": 5, "val_batches": 2},
     "data": {"num_workers": 0, "cache_images": True, "val_fraction": 0.2},

@@ -26,7 +26,12 @@ def test_presets_load_and_paper_defaults() -> None:
     for name in names:
         load_config(resolve_preset(name))
     paper = load_config(resolve_preset("paper_vit_b"))
-    assert (paper.optim.optimizer, paper.optim.lr, paper.optim.momentum, paper.optim.batch_size) == ("sgd", 1e-5, 0.9, 8)
+    assert (paper.optim.optimizer, paper.optim.lr, paper.optim.momentum, paper.optim.batch_size) == (
+        "sgd",
+        1e-5,
+        0.9,
+        8,
+    )
     assert paper.model.chunk_size == 50 and paper.model.ode.solver == "dopri5"
     assert (paper.model.ode.time_points, paper.model.ode.step) == (2, 2.0)
     assert load_config(resolve_preset("paper_vit_b_frozen")).vision.freeze
@@ -47,7 +52,9 @@ def test_overrides_ablations_and_unknown_keys() -> None:
         resolve_preset("no_such_preset")
 
 
-def _episode(path: Path, t: int = 12, state: int = 8, action: int = 8, instruction: str | None = "lift the pen") -> Path:
+def _episode(
+    path: Path, t: int = 12, state: int = 8, action: int = 8, instruction: str | None = "lift the pen"
+) -> Path:
     rng = np.random.default_rng(len(str(path)))
     qpos = rng.normal(size=(t, state)).astype(np.float32)
     act = np.arange(t * action, dtype=np.float32).reshape(t, action)

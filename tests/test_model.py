@@ -10,6 +10,7 @@ from ccol_policy.losses import ccol_loss, kl_divergence, reconstruction_loss
 from ccol_policy.model import CCoL, InstructionEncoder, LatentODE, SemanticPhysicalAlignment
 from ccol_policy.model.proprio_cvae import TemporalConvEncoder
 from ccol_policy.model.text import UNK
+
 from conftest import tiny_config
 
 

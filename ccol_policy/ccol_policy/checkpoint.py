@@ -1,14 +1,14 @@
 """Checkpoint directories: everything needed to run a policy, written atomically.
 
-    model.safetensors         CCoL weights
-    text_encoder.safetensors  RoBERTa weights, only for a from-scratch text encoder
-    config.yaml               the full CCoLConfig
-    norm_stats.json           normalisation statistics
-    text_encoder.json         text-encoder identity (hub name / directory, or "scratch" with its size)
-    instructions.json         instructions seen in training
-    meta.json                 training metadata (step, dataset hash, validation metrics)
-    README.md                 model card written by the trainer
-    train_state.pt            optimizer/scheduler/RNG state (in `latest/` only, for --resume)
+model.safetensors         CCoL weights
+text_encoder.safetensors  RoBERTa weights, only for a from-scratch text encoder
+config.yaml               the full CCoLConfig
+norm_stats.json           normalisation statistics
+text_encoder.json         text-encoder identity (hub name / directory, or "scratch" with its size)
+instructions.json         instructions seen in training
+meta.json                 training metadata (step, dataset hash, validation metrics)
+README.md                 model card written by the trainer
+train_state.pt            optimizer/scheduler/RNG state (in `latest/` only, for --resume)
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def save_checkpoint(
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, tmp / "model.safetensors")
     if not cfg.text.pretrained:
-        save_file({k: v.contiguous().cpu() for k, v in text.roberta.state_dict().items()}, tmp / "text_encoder.safetensors")
+        save_file(
+            {k: v.contiguous().cpu() for k, v in text.roberta.state_dict().items()}, tmp / "text_encoder.safetensors"
+        )
     cfg.save(tmp / "config.yaml")
     stats.save(tmp / "norm_stats.json")
     (tmp / "text_encoder.json").write_text(json.dumps(_text_identity(cfg, text), indent=1))

@@ -11,7 +11,7 @@ from pathlib import Path
 log = logging.getLogger("ccol")
 
 
-def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - CCoLConfig, imported lazily
+def _config_from_args(args: argparse.Namespace):
     from ccol_policy.config import load_config, parse_overrides, resolve_preset
 
     sources = [resolve_preset(args.config)] + [Path(p) for p in args.extra_config]
@@ -22,8 +22,11 @@ def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--config", default=default, help=f"preset name in models/ or a YAML file (default {default})")
     p.add_argument("--extra-config", action="append", default=[], metavar="YAML", help="further YAML merged on top")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-4")
-    p.add_argument("--ablation", default=None, help="paper Table 4 variant: full, wo_mcc, wo_csa, wo_disc, "
-                   "csa_no_att, tcn, tcn_no_mcc, act")
+    p.add_argument(
+        "--ablation",
+        default=None,
+        help="paper Table 4 variant: full, wo_mcc, wo_csa, wo_disc, csa_no_att, tcn, tcn_no_mcc, act",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -31,8 +34,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config_from_args(args)
     result = train(cfg, args.data, args.out, device=args.device, resume=args.resume, progress=not args.no_progress)
-    log.info("trained %d steps, best validation L1 %.4f, %.1f samples/s; checkpoint: %s",
-             result.step, result.best_val_l1, result.samples_per_s, result.out_dir / "best")
+    log.info(
+        "trained %d steps, best validation L1 %.4f, %.1f samples/s; checkpoint: %s",
+        result.step,
+        result.best_val_l1,
+        result.samples_per_s,
+        result.out_dir / "best",
+    )
     return 0
 
 
@@ -96,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     from ccol_policy.checkpoint import CheckpointError
     from ccol_policy.data import DatasetError
 

@@ -164,7 +164,10 @@ class CCoLConfig:
             (self.optim.schedule in ("constant", "cosine"), "optim.schedule must be 'constant' or 'cosine'"),
             (self.train.precision in ("fp32", "bf16", "fp16"), "train.precision must be fp32, bf16 or fp16"),
             (len(self.vision.cameras) >= 1, "vision.cameras must name at least one camera"),
-            (self.vision.image_size % self.vision.patch_size == 0, "vision.image_size must be a multiple of patch_size"),
+            (
+                self.vision.image_size % self.vision.patch_size == 0,
+                "vision.image_size must be a multiple of patch_size",
+            ),
             (0.0 <= self.data.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
         ]
         errors = [msg for ok, msg in checks if not ok]
@@ -208,7 +211,9 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     args = typing.get_args(hint)
     if value is None and type(None) in args:
         return None
-    base = next((a for a in args if a is not type(None)), hint) if args and typing.get_origin(hint) is not list else hint
+    base = (
+        next((a for a in args if a is not type(None)), hint) if args and typing.get_origin(hint) is not list else hint
+    )
     if base is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             return float(value)
@@ -298,7 +303,7 @@ def presets_dir() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         return Path(get_package_share_directory("ccol_policy")) / "models"
-    except Exception as exc:  # noqa: BLE001 - any failure means "not installed with colcon"
+    except Exception as exc:
         raise FileNotFoundError("cannot find the models/ preset folder; pass a YAML path instead") from exc
 
 

@@ -208,7 +208,9 @@ def compute_norm_stats(infos: list[EpisodeInfo]) -> NormStats:
             action.append(f["action"][()])
     q, a = np.concatenate(qpos), np.concatenate(action)
     if not (np.isfinite(q).all() and np.isfinite(a).all()):
-        bad = [i.path.name for i, x, y in zip(infos, qpos, action) if not (np.isfinite(x).all() and np.isfinite(y).all())]
+        bad = [
+            i.path.name for i, x, y in zip(infos, qpos, action) if not (np.isfinite(x).all() and np.isfinite(y).all())
+        ]
         raise DatasetError(f"episodes contain NaN or inf joint values: {bad}; rebuild or delete them")
     return NormStats(
         qpos_mean=q.mean(0).astype(np.float32),
@@ -238,7 +240,9 @@ def load_or_compute_norm_stats(infos: list[EpisodeInfo], cache_dir: Path) -> Nor
     return stats
 
 
-def split_episodes(infos: list[EpisodeInfo], val_fraction: float, seed: int) -> tuple[list[EpisodeInfo], list[EpisodeInfo]]:
+def split_episodes(
+    infos: list[EpisodeInfo], val_fraction: float, seed: int
+) -> tuple[list[EpisodeInfo], list[EpisodeInfo]]:
     """Split by episode with a fixed seed; every instruction keeps at least one training episode."""
     if val_fraction <= 0 or len(infos) < 2:
         return list(infos), []

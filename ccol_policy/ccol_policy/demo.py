@@ -121,7 +121,9 @@ def run_demo(out: Path, steps: int | None = None, episodes_per_task: int = 10, a
         "best_val_l1": result.best_val_l1,
         "samples_per_s": result.samples_per_s,
         "held_out": {t: {k2: v for k2, v in r.items() if not k2.startswith("_")} for t, r in results.items()},
-        "held_out_wrong_instruction": {t: {k2: v for k2, v in r.items() if not k2.startswith("_")} for t, r in swapped.items()},
+        "held_out_wrong_instruction": {
+            t: {k2: v for k2, v in r.items() if not k2.startswith("_")} for t, r in swapped.items()
+        },
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(
@@ -129,6 +131,10 @@ def run_demo(out: Path, steps: int | None = None, episodes_per_task: int = 10, a
         "![loss](train/loss_curve.png)\n\n![trajectories](trajectories.png)\n"
     )
     log.info("held-out evaluation (joint radians; lower is better):\n%s", table)
-    log.info("loss curve: %s, trajectories: %s, report: %s", run_dir / "loss_curve.png", out / "trajectories.png",
-             out / "report.md")
+    log.info(
+        "loss curve: %s, trajectories: %s, report: %s",
+        run_dir / "loss_curve.png",
+        out / "trajectories.png",
+        out / "report.md",
+    )
     return report

@@ -142,8 +142,15 @@ def make_dataset(out_dir: str | Path, episodes_per_task: int, seed: int = 0, ima
             ep = make_episode(task, seed * 100_003 + i * len(TASKS) + j, image_size)
             path = out / f"episode_{len(paths):04d}.hdf5"
             write_episode(
-                path, ep["qpos"], ep["action"], {"color": ep["images"]}, task,
-                source="synthetic", control_rate_hz=20.0, sim=True, success=True,
+                path,
+                ep["qpos"],
+                ep["action"],
+                {"color": ep["images"]},
+                task,
+                source="synthetic",
+                control_rate_hz=20.0,
+                sim=True,
+                success=True,
             )
             paths.append(path)
     return paths

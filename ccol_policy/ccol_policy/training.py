@@ -275,24 +275,38 @@ class Trainer:
             f"- Trained {self.step} steps on {self.n_train_episodes} episodes ({self.n_val_episodes} held out), "
             f"dataset hash `{self.dataset_hash}`",
             f"- Vision: ViT {c.vision.pretrained or 'from scratch'} ({c.vision.hidden_size}-d, "
-            f"{c.vision.image_size}px, frozen={c.vision.freeze}, depth={c.vision.use_depth}), cameras {c.vision.cameras}",
+            f"{c.vision.image_size}px, frozen={c.vision.freeze}, depth={c.vision.use_depth}), "
+            f"cameras {c.vision.cameras}",
             f"- Text: RoBERTa {c.text.pretrained or 'from scratch'}",
             f"- MCC (NeuralODE {m.ode.solver}, {m.ode.time_points} points, step {m.ode.step}): {m.use_mcc}; "
             f"CSA: {m.use_csa} ({m.csa_mode}); proprio encoder: {m.proprio_encoder}",
             f"- Action chunk: k={m.chunk_size}, action_dim={m.action_dim}",
-            f"- Optimiser: {c.optim.optimizer} lr={c.optim.lr}, batch {c.optim.batch_size}, precision {c.train.precision}",
+            f"- Optimiser: {c.optim.optimizer} lr={c.optim.lr}, batch {c.optim.batch_size}, "
+            f"precision {c.train.precision}",
         ]
         if val:
-            lines.append(f"- Validation action L1 (robot units): {val['val_l1']:.4f}; per joint: "
-                         + ", ".join(f"{x:.4f}" for x in val["val_l1_per_joint"]))
-        lines += ["", "Run it: `ros2 launch ccol_bringup policy.launch.py checkpoint:=<this dir> instruction:=\"...\"`", ""]
+            lines.append(
+                f"- Validation action L1 (robot units): {val['val_l1']:.4f}; per joint: "
+                + ", ".join(f"{x:.4f}" for x in val["val_l1_per_joint"])
+            )
+        lines += [
+            "",
+            'Run it: `ros2 launch ccol_bringup policy.launch.py checkpoint:=<this dir> instruction:="..."`',
+            "",
+        ]
         return "\n".join(lines)
 
     def save(self, name: str, val: dict[str, Any] | None, with_state: bool) -> None:
         if not self.dist.main:
             return
         save_checkpoint(
-            self.out / name, self.model, self.text, self.cfg, self.stats, self.instructions, self._meta(val),
+            self.out / name,
+            self.model,
+            self.text,
+            self.cfg,
+            self.stats,
+            self.instructions,
+            self._meta(val),
             extra_files={"README.md": self.model_card(val)},
             train_state=self._train_state() if with_state else None,
         )
@@ -312,9 +326,15 @@ class Trainer:
     def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], noise: torch.Tensor | None) -> Any:
         lang = self.lang[batch["instruction"]]
         pad = self.lang_pad[batch["instruction"]]
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
             return model(
-                batch["images"], batch["qpos"], lang, pad, depth=batch.get("depth"),
+                batch["images"],
+                batch["qpos"],
+                lang,
+                pad,
+                depth=batch.get("depth"),
                 actions=batch["actions"] if noise is not None else None,
                 is_pad=batch["is_pad"] if noise is not None else None,
                 noise=noise,
@@ -323,8 +343,14 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """One optimisation step on this rank's part of the global batch; returns the loss terms."""
         self.model.train()
-        noise = step_noise(self.cfg.train.seed, step, self.cfg.optim.batch_size, self.cfg.model.latent_dim,
-                           self.dist.rank, self.dist.world).to(self.device)
+        noise = step_noise(
+            self.cfg.train.seed,
+            step,
+            self.cfg.optim.batch_size,
+            self.cfg.model.latent_dim,
+            self.dist.rank,
+            self.dist.world,
+        ).to(self.device)
         out = self._forward(self.forward_model, batch, noise)
         loss, terms = ccol_loss(out, batch["actions"], batch["is_pad"], self.cfg.loss)
         if not torch.isfinite(loss):
@@ -361,7 +387,11 @@ class Trainer:
         p, t, v = np.concatenate(preds), np.concatenate(targets), np.concatenate(valid)
         per_joint = per_joint_l1(p, t, v)
         smooth = mean_smoothness([c[m] for c, m in zip(p, v)])
-        return {"val_l1": float(np.mean(per_joint)), "val_l1_per_joint": per_joint, **{f"val_{k}": x for k, x in smooth.items()}}
+        return {
+            "val_l1": float(np.mean(per_joint)),
+            "val_l1_per_joint": per_joint,
+            **{f"val_{k}": x for k, x in smooth.items()},
+        }
 
     def run(self) -> TrainResult:
         cfg = self.cfg
@@ -379,8 +409,9 @@ class Trainer:
         if self.step == 0 and self.dist.main and self.val_set is not None:
             val0 = self.validate()
             self._record({"step": 0, **(val0 or {})}, writer)
-        sampler = StepBatchSampler(len(self.train_set), cfg.optim.batch_size, cfg.train.seed, self.step, total,
-                                   self.dist.rank, self.dist.world)
+        sampler = StepBatchSampler(
+            len(self.train_set), cfg.optim.batch_size, cfg.train.seed, self.step, total, self.dist.rank, self.dist.world
+        )
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -397,8 +428,15 @@ class Trainer:
                 bar.set_postfix({k: f"{terms[k]:.3g}" for k in ("loss", "recon", "kl", "disc") if k in terms})
             if self.step % cfg.train.log_every == 0 or self.step == total:
                 rate = samples / (time.perf_counter() - t0)
-                self._record({"step": self.step, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate,
-                              **{f"train_{k}": v for k, v in terms.items()}}, writer)
+                self._record(
+                    {
+                        "step": self.step,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "samples_per_s": rate,
+                        **{f"train_{k}": v for k, v in terms.items()},
+                    },
+                    writer,
+                )
             if self.step % cfg.train.eval_every == 0 or self.step == total:
                 if self.dist.main:
                     last_val = self.validate()
@@ -461,8 +499,12 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
 
 
 def train(
-    cfg: CCoLConfig, data_dirs: list[str | Path], out_dir: str | Path, device: str = "auto",
-    resume: bool = False, progress: bool = True,
+    cfg: CCoLConfig,
+    data_dirs: list[str | Path],
+    out_dir: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = True,
 ) -> TrainResult:
     """Train a policy; see `Trainer`."""
     return Trainer(cfg, data_dirs, out_dir, device=device, resume=resume, progress=progress).run()

@@ -96,7 +96,11 @@ class CCoL(nn.Module):
         z0 = torch.zeros(1, self.cfg.model.latent_dim, device=device)
         if self.ode is None:
             return z0.unsqueeze(1).expand(batch, -1, -1)
-        key = (device, tuple(p._version for p in self.ode.parameters()), tuple(p.data_ptr() for p in self.ode.parameters()))
+        key = (
+            device,
+            tuple(p._version for p in self.ode.parameters()),
+            tuple(p.data_ptr() for p in self.ode.parameters()),
+        )
         if self._prior_cache is None or self._prior_cache[0] != key:
             with torch.no_grad():
                 self._prior_cache = (key, self.ode(z0))
