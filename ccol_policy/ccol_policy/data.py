@@ -80,6 +80,7 @@ class EpisodeInfo:
     action_dim: int
     cameras: tuple[str, ...]
     has_depth: bool
+    control_rate_hz: float | None = None
 
 
 def episode_files(dirs: list[str | Path]) -> list[Path]:
@@ -116,6 +117,7 @@ def read_episode_info(path: Path, default_instruction: str | None) -> EpisodeInf
                 action_dim=int(f["action"].shape[1]),
                 cameras=cams,
                 has_depth="observations/depth" in f,
+                control_rate_hz=float(f.attrs["control_rate_hz"]) if "control_rate_hz" in f.attrs else None,
             )
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read HDF5 file ({exc}); the file is truncated or corrupt") from exc
@@ -136,6 +138,9 @@ def scan_episodes(
             missing = [c for c in cameras if c not in info.cameras]
             if missing:
                 raise DatasetError(f"{info.path}: camera(s) {missing} missing; it has {list(info.cameras)}")
+    rates = {i.control_rate_hz for i in infos if i.control_rate_hz}
+    if len(rates) > 1:
+        raise DatasetError(f"episodes were recorded at different control rates {sorted(rates)} Hz; rebuild them at one")
     short = [i.path.name for i in infos if i.length < 2]
     if short:
         raise DatasetError(f"episodes shorter than 2 steps: {short}")

@@ -170,6 +170,7 @@ class Trainer:
         self.stats: NormStats = load_or_compute_norm_stats(infos, Path(data_dirs[0]))
         self.stats.check_dims(cfg.model.state_dim, cfg.model.action_dim)
         self.instructions = sorted({i.instruction for i in infos})
+        self.control_rate_hz = next((i.control_rate_hz for i in infos if i.control_rate_hz), None)
         if not cfg.text.pretrained and not cfg.text.vocab:
             cfg.text.vocab = build_vocab(self.instructions)
         train_infos, val_infos = split_episodes(infos, cfg.data.val_fraction, cfg.train.seed)
@@ -257,6 +258,7 @@ class Trainer:
             "train_episodes": self.n_train_episodes,
             "val_episodes": self.n_val_episodes,
             "instructions": self.instructions,
+            "control_rate_hz": self.control_rate_hz,
             "validation": val or {},
             "best_val_l1": self.best_val,
             "world_size": self.dist.world,

@@ -1,0 +1,402 @@
+"""`policy_node`: runs a CCoL checkpoint on camera + joint-state topics and commands the Franka controller.
+
+Subscribes (sensor-data QoS): colour image, optional aligned depth, `/joint_states`, gripper joint states.
+Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller, the gripper width (std_msgs/Float64,
+or franka_msgs gripper Move goals where that package is installed), `~/status` (diagnostic_msgs/DiagnosticArray).
+Services: `~/enable` (std_srvs/SetBool; the node starts disabled). Topic `~/instruction` (std_msgs/String).
+
+Nothing is published from stale, invalid or unsafe data: the cycle holds, says why in the status and a throttled
+warning, and on entering a hold sends an empty trajectory, which makes joint_trajectory_controller stop and hold
+position instead of finishing the previous chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64, String
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ccol_policy.checkpoint import CheckpointError
+from ccol_policy.control import (
+    LatencyWindow,
+    SafetyFilter,
+    arm_joint_names,
+    depth_to_metres,
+    finger_joint_names,
+    image_to_rgb,
+)
+from ccol_policy.policy import CCoLPolicy, ObservationError, TemporalEnsembler
+
+DEFAULTS: dict[str, Any] = {
+    "checkpoint": "",
+    "instruction": "",
+    "device": "auto",
+    "half_precision": True,  # fp16 autocast on CUDA
+    "rate_hz": 67.0,
+    "control_period_s": 0.0,  # spacing of trajectory points; 0: the checkpoint's training control rate
+    "arm_id": "fr3",
+    "execution_mode": "ensemble",  # "ensemble" (ACT temporal ensembling) or "chunk"
+    "ensemble_m": 0.01,
+    "ensemble_horizon": 10,  # points of the blended trajectory
+    "image_topic": "/camera/camera/color/image_raw",
+    "depth_topic": "/camera/camera/aligned_depth_to_color/image_raw",
+    "joint_states_topic": "/joint_states",
+    "gripper_joint_states_topic": "",  # "": /<arm_id>_gripper/joint_states
+    "trajectory_topic": "/joint_trajectory_controller/joint_trajectory",
+    "gripper_command_topic": "~/gripper_width",
+    "gripper_mode": "auto",  # "auto": franka_msgs action when importable, else the topic; "topic"; "off"
+    "gripper_min_change_m": 0.005,
+    "gripper_speed_mps": 0.1,
+    "max_obs_age_s": 0.25,
+    "expected_image_width": 0,  # 0: any size
+    "expected_image_height": 0,
+    "max_first_step_rad": 0.1,
+    "velocity_scale": 1.0,
+    "start_enabled": False,
+    "status_rate_hz": 2.0,
+}
+
+
+class PolicyNode(Node):
+    def __init__(self, policy: CCoLPolicy | None = None, parameter_overrides: dict[str, Any] | None = None) -> None:
+        overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
+        super().__init__("policy_node", parameter_overrides=overrides)
+        for name, default in DEFAULTS.items():
+            self.declare_parameter(name, default)
+        p = self._param
+        if policy is None:
+            if not p("checkpoint"):
+                raise CheckpointError("parameter 'checkpoint' is empty: pass checkpoint:=/path/to/run/best")
+            policy = CCoLPolicy.from_checkpoint(p("checkpoint"), device=p("device"), half=p("half_precision"))
+        self.policy = policy
+        self.arm_id = p("arm_id")
+        self.arm_joints = arm_joint_names(self.arm_id)
+        self.fingers = finger_joint_names(self.arm_id)
+        self.use_gripper = policy.cfg.model.action_dim > 7
+        rate = policy.ckpt.meta.get("control_rate_hz")
+        self.dt = p("control_period_s") or (1.0 / rate if rate else 1.0 / p("rate_hz"))
+        self.safety = SafetyFilter(self.arm_id, self.dt, p("max_first_step_rad"), p("velocity_scale"))
+        self.mode = p("execution_mode")
+        if self.mode not in ("ensemble", "chunk"):
+            raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {self.mode!r}")
+        self.ensembler = TemporalEnsembler(policy.chunk_size, policy.cfg.model.action_dim, p("ensemble_m"))
+        self.max_age = p("max_obs_age_s")
+
+        self._image: tuple[Image, float] | None = None  # (message, receive time)
+        self._depth: tuple[Image, float] | None = None
+        self._joints: tuple[np.ndarray, float, float] | None = None  # (q7, stamp, receive time)
+        self._fingers: tuple[float, float] | None = None  # (width, stamp)
+        self._joint_error: str | None = None
+        self.enabled = bool(p("start_enabled"))
+        self.hold_reason = "disabled" if not self.enabled else "waiting for first cycle"
+        self._holding = True
+        self._pending_instruction: str | None = p("instruction") or None
+        self._t0: float | None = None
+        self._last_gripper: float | None = None
+        self.cycles = 0
+        self.commands = 0
+        self.latency = LatencyWindow()
+        self.e2e_latency = LatencyWindow()
+        self._publish_times = LatencyWindow(200)
+
+        sensor = qos_profile_sensor_data
+        self.create_subscription(Image, p("image_topic"), self._on_image, sensor)
+        if policy.cfg.vision.use_depth:
+            self.create_subscription(Image, p("depth_topic"), self._on_depth, sensor)
+        self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, sensor)
+        gripper_topic = p("gripper_joint_states_topic") or f"/{self.arm_id}_gripper/joint_states"
+        if self.use_gripper:
+            self.create_subscription(JointState, gripper_topic, self._on_gripper, sensor)
+        self.create_subscription(String, "~/instruction", self._on_instruction, 10)
+        self.traj_pub = self.create_publisher(JointTrajectory, p("trajectory_topic"), 10)
+        self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
+        self._gripper_pub = None
+        self._gripper_action = None
+        if self.use_gripper:
+            self._setup_gripper(p("gripper_mode"), p("gripper_command_topic"))
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_timer(1.0 / p("rate_hz"), self._cycle)
+        self.create_timer(1.0 / p("status_rate_hz"), self._publish_status)
+        self.get_logger().info(
+            f"policy ready: {policy.describe()} dt={self.dt:.4f}s mode={self.mode}; "
+            f"{'ENABLED' if self.enabled else 'disabled: call ~/enable (std_srvs/SetBool) to arm'}"
+        )
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _setup_gripper(self, mode: str, topic: str) -> None:
+        if mode == "off":
+            return
+        if mode == "auto":
+            try:
+                from franka_msgs.action import Move  # type: ignore[import-not-found]
+                from rclpy.action import ActionClient
+
+                self._gripper_action = (ActionClient(self, Move, f"/{self.arm_id}_gripper/move"), Move)
+                return
+            except ImportError:
+                pass
+        self._gripper_pub = self.create_publisher(Float64, topic, 10)
+
+    # ------------------------------------------------------------------ inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    @staticmethod
+    def _stamp(msg: Any) -> float:
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    def _on_image(self, msg: Image) -> None:
+        self._image = (msg, self._now())
+
+    def _on_depth(self, msg: Image) -> None:
+        self._depth = (msg, self._now())
+
+    def _on_joints(self, msg: JointState) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        missing = [n for n in self.arm_joints if n not in index]
+        if missing:
+            self._joint_error = (
+                f"joint names do not match arm_id {self.arm_id!r}: missing {missing} in {list(msg.name)}"
+            )
+            return
+        if len(msg.position) < len(msg.name):
+            self._joint_error = "joint state has fewer positions than names"
+            return
+        self._joint_error = None
+        q = np.array([msg.position[index[n]] for n in self.arm_joints], np.float64)
+        self._joints = (q, self._stamp(msg), self._now())
+        if all(f in index for f in self.fingers):
+            self._fingers = (sum(msg.position[index[f]] for f in self.fingers), self._stamp(msg))
+
+    def _on_gripper(self, msg: JointState) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        if all(f in index for f in self.fingers) and len(msg.position) >= len(msg.name):
+            self._fingers = (sum(msg.position[index[f]] for f in self.fingers), self._stamp(msg))
+
+    def _on_instruction(self, msg: String) -> None:
+        self._pending_instruction = msg.data
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(request.data)
+        self.ensembler.reset()
+        self._t0 = None
+        if not self.enabled:
+            self._hold("disabled")
+        response.success = True
+        response.message = "enabled" if self.enabled else "disabled"
+        self.get_logger().info(f"policy {response.message}")
+        return response
+
+    # ------------------------------------------------------------------ cycle
+    def _age(self, stamp: float, received: float, now: float) -> float:
+        return now - (stamp if stamp > 0 else received)
+
+    def _observation(self, now: float) -> tuple[np.ndarray, np.ndarray, dict | None, float]:
+        """Fresh, valid (image, qpos, depth, image stamp) or ObservationError saying what is wrong."""
+        if self._joint_error:
+            raise ObservationError(self._joint_error)
+        if self._image is None:
+            raise ObservationError("no image received yet")
+        if self._joints is None:
+            raise ObservationError("no joint state received yet")
+        img_msg, img_rx = self._image
+        img_stamp = self._stamp(img_msg)
+        age = self._age(img_stamp, img_rx, now)
+        if age > self.max_age:
+            raise ObservationError(f"camera image is {age:.3f}s old (max_obs_age_s {self.max_age})")
+        q7, q_stamp, q_rx = self._joints
+        age = self._age(q_stamp, q_rx, now)
+        if age > self.max_age:
+            raise ObservationError(f"joint state is {age:.3f}s old (max_obs_age_s {self.max_age})")
+        w, h = self._param("expected_image_width"), self._param("expected_image_height")
+        if (w and img_msg.width != w) or (h and img_msg.height != h):
+            raise ObservationError(f"image is {img_msg.width}x{img_msg.height}, expected {w}x{h}")
+        rgb = image_to_rgb(img_msg.encoding, img_msg.height, img_msg.width, img_msg.step, img_msg.data)
+        qpos = q7
+        if self.use_gripper:
+            if self._fingers is None:
+                raise ObservationError("no gripper joint state received yet")
+            width, stamp = self._fingers
+            if stamp > 0 and now - stamp > self.max_age:
+                raise ObservationError(f"gripper state is {now - stamp:.3f}s old (max_obs_age_s {self.max_age})")
+            qpos = np.append(q7, width)
+        if not np.isfinite(qpos).all():
+            raise ObservationError(f"joint state contains NaN or inf: {np.round(qpos, 4).tolist()}")
+        depth = None
+        if self.policy.cfg.vision.use_depth:
+            if self._depth is None:
+                raise ObservationError("no depth image received yet")
+            d_msg, d_rx = self._depth
+            if self._age(self._stamp(d_msg), d_rx, now) > self.max_age:
+                raise ObservationError("depth image is stale")
+            depth = {
+                self.policy.cameras[0]: depth_to_metres(
+                    d_msg.encoding, d_msg.height, d_msg.width, d_msg.step, d_msg.data
+                )
+            }
+        return rgb, qpos, depth, img_stamp
+
+    def _hold(self, reason: str) -> None:
+        if reason != self.hold_reason:
+            self.get_logger().warning(f"holding: {reason}", throttle_duration_sec=2.0)
+        self.hold_reason = reason
+        if not self._holding:
+            stop = JointTrajectory()
+            stop.joint_names = list(self.arm_joints)
+            self.traj_pub.publish(stop)  # empty trajectory: the controller stops and holds position
+            self._holding = True
+            self.ensembler.reset()
+            self._t0 = None
+
+    def _cycle(self) -> None:
+        self.cycles += 1
+        if self._pending_instruction is not None:
+            text, self._pending_instruction = self._pending_instruction, None
+            try:
+                unknown = self.policy.set_instruction(text)
+                self.ensembler.reset()
+                self._t0 = None
+                self.get_logger().info(f"instruction: {text!r}" + (f" (unknown words {unknown})" if unknown else ""))
+            except ValueError as exc:
+                self._hold(f"instruction rejected: {exc}")
+                return
+        if not self.enabled:
+            self._hold("disabled")
+            return
+        if self.policy.instruction is None:
+            self._hold("no instruction: set the 'instruction' parameter or publish on ~/instruction")
+            return
+        now = self._now()
+        try:
+            rgb, qpos, depth, img_stamp = self._observation(now)
+            t0 = time.perf_counter()
+            chunk = self.policy.predict_chunk(rgb, qpos, depth=depth)
+            self.latency.add(time.perf_counter() - t0)
+        except ObservationError as exc:
+            self._hold(str(exc))
+            return
+        if self.mode == "ensemble":
+            if self._t0 is None:
+                self._t0 = now
+            step = int(round((now - self._t0) / self.dt))
+            self.ensembler.add(step, chunk)
+            targets = self.ensembler.trajectory(step, self._param("ensemble_horizon"))
+        else:
+            targets = chunk
+        targets, reason = self.safety.filter(targets, qpos)
+        if reason:
+            self._hold(reason)
+            return
+        self._publish(targets)
+        self.e2e_latency.add(self._now() - (img_stamp if img_stamp > 0 else now))
+
+    def _publish(self, targets: np.ndarray) -> None:
+        msg = JointTrajectory()
+        msg.joint_names = list(self.arm_joints)  # header.stamp zero: start executing on receipt
+        for i, row in enumerate(targets):
+            t = (i + 1) * self.dt
+            msg.points.append(
+                JointTrajectoryPoint(
+                    positions=row[:7].tolist(),
+                    time_from_start=Duration(sec=int(t), nanosec=int(round((t % 1.0) * 1e9))),
+                )
+            )
+        self.traj_pub.publish(msg)
+        self.commands += 1
+        self._holding = False
+        self.hold_reason = ""
+        self._publish_times.add(time.perf_counter())
+        if self.use_gripper:
+            self._command_gripper(float(targets[0, 7]))
+
+    def _command_gripper(self, width: float) -> None:
+        if self._last_gripper is not None and abs(width - self._last_gripper) < self._param("gripper_min_change_m"):
+            return
+        self._last_gripper = width
+        if self._gripper_pub is not None:
+            self._gripper_pub.publish(Float64(data=width))
+        elif self._gripper_action is not None:
+            client, move = self._gripper_action
+            if client.server_is_ready():
+                client.send_goal_async(move.Goal(width=width, speed=self._param("gripper_speed_mps")))
+
+    # ------------------------------------------------------------------ status
+    def achieved_rate(self) -> float:
+        times = list(self._publish_times._values)
+        if len(times) < 2 or time.perf_counter() - times[-1] > 1.0:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def status(self) -> dict[str, str]:
+        def ms(x: float) -> str:
+            return "nan" if math.isnan(x) else f"{1000 * x:.2f}"
+
+        return {
+            "enabled": str(self.enabled),
+            "holding": str(self._holding),
+            "hold_reason": self.hold_reason,
+            "instruction": self.policy.instruction or "",
+            "achieved_rate_hz": f"{self.achieved_rate():.1f}",
+            "inference_ms_median": ms(self.latency.median()),
+            "inference_ms_p99": ms(self.latency.p99()),
+            "stamp_to_publish_ms_median": ms(self.e2e_latency.median()),
+            "commands_published": str(self.commands),
+            "execution_mode": self.mode,
+            "device": str(self.policy.device),
+        }
+
+    def _publish_status(self) -> None:
+        status = DiagnosticStatus(
+            name="ccol_policy",
+            hardware_id=self.arm_id,
+            level=DiagnosticStatus.OK if not self._holding else DiagnosticStatus.WARN,
+            message="running" if not self._holding else f"holding: {self.hold_reason}",
+            values=[KeyValue(key=k, value=v) for k, v in self.status().items()],
+        )
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(arr)
+
+    def stop(self) -> None:
+        """Disable and make the controller hold (on shutdown)."""
+        self.enabled = False
+        self._hold("shutting down")
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = PolicyNode()
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        rclpy.logging.get_logger("policy_node").fatal(str(exc))
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if rclpy.ok():
+            node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

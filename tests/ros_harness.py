@@ -1,0 +1,89 @@
+"""A fake Franka + RealSense for node tests: publishes joint states and camera images over real DDS."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30, 200)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+
+
+class FakeRobot(Node):
+    """Publishes `/joint_states`, the gripper joint states and the colour image with current stamps."""
+
+    def __init__(self, arm_id: str, qpos: np.ndarray, image: np.ndarray, prefix: str = "") -> None:
+        super().__init__("fake_robot")
+        self.arm_id = arm_id
+        self.qpos = qpos.astype(float)
+        self.image = image
+        self.encoding = "rgb8"
+        self.joint_names = [f"{arm_id}_joint{i}" for i in range(1, 8)]
+        self.camera_alive = True
+        self.stamp_offset = 0.0
+        self.joints_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        self.gripper_pub = self.create_publisher(JointState, f"/{arm_id}_gripper/joint_states", qos_profile_sensor_data)
+        self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", qos_profile_sensor_data)
+        self.create_timer(0.01, self._joints)
+        self.create_timer(1 / 30, self._camera)
+        self.received: dict[str, list[Any]] = {}
+
+    def listen(self, msg_type: type, topic: str, qos: Any = 10) -> list[Any]:
+        box: list[Any] = []
+        self.create_subscription(msg_type, topic, box.append, qos)
+        return box
+
+    def _stamp(self) -> Any:
+        t = self.get_clock().now().nanoseconds * 1e-9 - self.stamp_offset
+        msg = rclpy.time.Time(seconds=t).to_msg()
+        return msg
+
+    def _joints(self) -> None:
+        msg = JointState(name=list(self.joint_names), position=self.qpos[:7].tolist())
+        msg.header.stamp = self._stamp()
+        self.joints_pub.publish(msg)
+        g = JointState(
+            name=[f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"],
+            position=[self.qpos[7] / 2, self.qpos[7] / 2],
+        )
+        g.header.stamp = self._stamp()
+        self.gripper_pub.publish(g)
+
+    def _camera(self) -> None:
+        if not self.camera_alive:
+            return
+        h, w, _ = self.image.shape
+        data = self.image if self.encoding == "rgb8" else self.image[..., 0]
+        msg = Image(
+            height=h,
+            width=w,
+            encoding=self.encoding,
+            step=w * (3 if self.encoding == "rgb8" else 1),
+            data=data.tobytes(),
+        )
+        msg.header.stamp = self._stamp()
+        msg.header.frame_id = "camera_color_optical_frame"
+        self.image_pub.publish(msg)
+
+
+def spin_until(executor: SingleThreadedExecutor, condition: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.01)
+        if condition():
+            return True
+    return False
+
+
+def spin_for(executor: SingleThreadedExecutor, seconds: float) -> None:
+    spin_until(executor, lambda: False, seconds)

@@ -1,0 +1,176 @@
+"""The policy node over real DDS: a fake robot and camera drive it with a tiny checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy wheels not installed")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from ros_harness import FakeRobot, spin_for, spin_until  # noqa: E402
+from std_msgs.msg import Float64, String  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from ccol_policy.control import LIMITS  # noqa: E402
+from ccol_policy.policy import CCoLPolicy  # noqa: E402
+from ccol_policy.policy_node import PolicyNode  # noqa: E402
+from ccol_policy.training import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def policy(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> CCoLPolicy:
+    out = tmp_path_factory.mktemp("node_ckpt")
+    train(tiny_config(**{"train.steps": 30, "optim.batch_size": 16}), [synthetic_dir], out, progress=False)
+    return CCoLPolicy.from_checkpoint(out / "best", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def observation(synthetic_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    with h5py.File(sorted(synthetic_dir.glob("*.hdf5"))[0], "r") as f:
+        return f["observations/images/color"][3], f["observations/qpos"][3]
+
+
+@pytest.fixture
+def world(policy: CCoLPolicy, observation):
+    rclpy.init()
+    image, qpos = observation
+    robot = FakeRobot("panda", qpos, image)
+    node = PolicyNode(
+        policy,
+        {
+            "arm_id": "panda",
+            "instruction": "lift the pen",
+            "rate_hz": 20.0,
+            "execution_mode": "chunk",
+            "max_first_step_rad": 3.0,
+            "velocity_scale": 100.0,
+            "status_rate_hz": 10.0,
+            "gripper_mode": "topic",
+            "gripper_min_change_m": 0.0,
+        },
+    )
+    ex = SingleThreadedExecutor()
+    ex.add_node(robot)
+    ex.add_node(node)
+    trajs = robot.listen(JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
+    status = robot.listen(DiagnosticArray, "/policy_node/status")
+    grip = robot.listen(Float64, "/policy_node/gripper_width")
+    client = robot.create_client(SetBool, "/policy_node/enable")
+    yield {"robot": robot, "node": node, "ex": ex, "trajs": trajs, "status": status, "grip": grip, "client": client}
+    ex.shutdown()
+    node.destroy_node()
+    robot.destroy_node()
+    rclpy.shutdown()
+
+
+def _enable(w, on: bool = True) -> None:
+    assert w["client"].wait_for_service(timeout_sec=5.0)
+    fut = w["client"].call_async(SetBool.Request(data=on))
+    assert spin_until(w["ex"], fut.done, 5.0)
+    assert fut.result().success
+
+
+def _last_status(w) -> dict[str, str]:
+    return {kv.key: kv.value for kv in w["status"][-1].status[0].values}
+
+
+def test_disabled_by_default_publishes_nothing(world) -> None:
+    spin_for(world["ex"], 1.0)
+    assert world["trajs"] == []
+    assert world["status"] and _last_status(world)["hold_reason"] == "disabled"
+
+
+def test_enabled_node_publishes_safe_chunks(world, policy: CCoLPolicy) -> None:
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 5, 10.0), _last_status(world)
+    lim = LIMITS["panda"]
+    for msg in world["trajs"]:
+        assert msg.joint_names == [f"panda_joint{i}" for i in range(1, 8)]
+        assert len(msg.points) == policy.chunk_size
+        times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+        assert np.all(np.diff(times) > 0) and times[0] > 0
+        pos = np.array([p.positions for p in msg.points])
+        assert pos.shape == (policy.chunk_size, 7)
+        assert (pos >= lim.lower).all() and (pos <= lim.upper).all()
+    assert world["grip"] and 0.0 <= world["grip"][-1].data <= 0.08
+    spin_for(world["ex"], 0.3)
+    st = _last_status(world)
+    assert st["holding"] == "False" and float(st["inference_ms_median"]) > 0
+
+
+def _expect_hold(world, fragment: str) -> None:
+    assert spin_until(world["ex"], lambda: fragment in world["node"].hold_reason, 5.0), world["node"].hold_reason
+    # entering the hold sends one empty trajectory (stop), then nothing more
+    spin_for(world["ex"], 0.3)
+    n = len(world["trajs"])
+    assert len(world["trajs"][-1].points) == 0
+    spin_for(world["ex"], 0.5)
+    assert len(world["trajs"]) == n
+    assert fragment in _last_status(world)["hold_reason"]
+
+
+def test_stale_camera_holds(world) -> None:
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)
+    world["robot"].camera_alive = False
+    _expect_hold(world, "camera image is")
+    world["robot"].camera_alive = True
+    n = len(world["trajs"])
+    assert world["trajs"][-1].points == []
+    assert spin_until(world["ex"], lambda: any(len(m.points) for m in world["trajs"][n:]), 5.0)
+
+
+def test_nan_joint_holds(world) -> None:
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)
+    world["robot"].qpos[2] = np.nan
+    _expect_hold(world, "NaN")
+
+
+def test_wrong_encoding_holds(world) -> None:
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)
+    world["robot"].encoding = "mono8"
+    _expect_hold(world, "unsupported encoding")
+
+
+def test_wrong_joint_names_hold(world) -> None:
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)
+    world["robot"].joint_names = [f"fr3_joint{i}" for i in range(1, 8)]
+    _expect_hold(world, "do not match arm_id")
+
+
+def test_old_stamps_hold(world) -> None:
+    world["robot"].stamp_offset = 2.0
+    _enable(world)
+    assert spin_until(world["ex"], lambda: "old" in world["node"].hold_reason, 5.0)
+    assert all(len(m.points) == 0 for m in world["trajs"])
+
+
+def test_instruction_switch_and_disable(world) -> None:
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)
+    before = np.array([p.positions for p in world["trajs"][-1].points])
+    pub = world["robot"].create_publisher(String, "/policy_node/instruction", 10)
+    assert spin_until(world["ex"], lambda: pub.get_subscription_count() > 0, 5.0)
+    pub.publish(String(data="slide the cube"))
+    assert spin_until(world["ex"], lambda: world["node"].policy.instruction == "slide the cube", 5.0)
+    n = len(world["trajs"])
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) > n + 1, 5.0)
+    after = np.array([p.positions for p in world["trajs"][-1].points])
+    assert np.abs(after - before).max() > 1e-5
+    spin_for(world["ex"], 0.3)
+    assert _last_status(world)["instruction"] == "slide the cube"
+    _enable(world, False)
+    n = len(world["trajs"])
+    spin_for(world["ex"], 0.5)
+    assert all(len(m.points) == 0 for m in world["trajs"][n - 1 :])
