@@ -32,6 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "ccol = ccol_policy.cli:main",
+            "policy_node = ccol_policy.policy_node:main",
         ],
     },
 )

@@ -174,3 +174,15 @@ def test_instruction_switch_and_disable(world) -> None:
     n = len(world["trajs"])
     spin_for(world["ex"], 0.5)
     assert all(len(m.points) == 0 for m in world["trajs"][n - 1 :])
+
+
+def test_ccol_msgs_status_and_chunk_records(world, policy: CCoLPolicy) -> None:
+    msgs = pytest.importorskip("ccol_msgs.msg", reason="ccol_msgs not built (scripts/build_ccol_msgs.sh needs cmake)")
+    status = world["robot"].listen(msgs.PolicyStatus, "/policy_node/policy_status")
+    chunks = world["robot"].listen(msgs.ActionChunk, "/policy_node/action_chunk")
+    _enable(world)
+    assert spin_until(world["ex"], lambda: len(chunks) >= 3 and status and status[-1].commands_published > 0, 10.0)
+    c = chunks[-1]
+    assert (c.chunk_size, c.action_dim) == (policy.chunk_size, 8) and len(c.actions) == policy.chunk_size * 8
+    assert c.instruction == "lift the pen" and c.inference_ms > 0 and c.joint_names[-1] == "gripper_width"
+    assert status[-1].enabled and status[-1].instruction == "lift the pen"

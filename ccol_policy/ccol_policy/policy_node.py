@@ -4,6 +4,8 @@ Subscribes (sensor-data QoS): colour image, optional aligned depth, `/joint_stat
 Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller, the gripper width (std_msgs/Float64,
 or franka_msgs gripper Move goals where that package is installed), `~/status` (diagnostic_msgs/DiagnosticArray).
 Services: `~/enable` (std_srvs/SetBool; the node starts disabled). Topic `~/instruction` (std_msgs/String).
+Where ccol_msgs is built, also `~/policy_status` (ccol_msgs/PolicyStatus) and `~/action_chunk`
+(ccol_msgs/ActionChunk, every prediction with its latency, for logging).
 
 Nothing is published from stale, invalid or unsafe data: the cycle holds, says why in the status and a throttled
 warning, and on entering a hold sends an empty trajectory, which makes joint_trajectory_controller stop and hold
@@ -70,6 +72,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _import_ccol_msgs() -> tuple[type, type] | None:
+    try:
+        from ccol_msgs.msg import ActionChunk, PolicyStatus
+    except ImportError:
+        return None
+    return PolicyStatus, ActionChunk
+
+
 class PolicyNode(Node):
     def __init__(self, policy: CCoLPolicy | None = None, parameter_overrides: dict[str, Any] | None = None) -> None:
         overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
@@ -123,6 +133,13 @@ class PolicyNode(Node):
         self.create_subscription(String, "~/instruction", self._on_instruction, 10)
         self.traj_pub = self.create_publisher(JointTrajectory, p("trajectory_topic"), 10)
         self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
+        self._ccol_msgs = _import_ccol_msgs()
+        if self._ccol_msgs is not None:
+            status_t, chunk_t = self._ccol_msgs
+            self.policy_status_pub = self.create_publisher(status_t, "~/policy_status", 10)
+            self.chunk_pub = self.create_publisher(chunk_t, "~/action_chunk", 10)
+        else:
+            self.get_logger().info("ccol_msgs is not installed: status on ~/status (diagnostic_msgs) only")
         self._gripper_pub = None
         self._gripper_action = None
         if self.use_gripper:
@@ -290,6 +307,7 @@ class PolicyNode(Node):
         except ObservationError as exc:
             self._hold(str(exc))
             return
+        self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=time.perf_counter() - t0)
         if self.mode == "ensemble":
             if self._t0 is None:
                 self._t0 = now
@@ -323,6 +341,19 @@ class PolicyNode(Node):
         self._publish_times.add(time.perf_counter())
         if self.use_gripper:
             self._command_gripper(float(targets[0, 7]))
+
+    def _record_chunk(self, chunk: np.ndarray, img_msg_stamp: Any, inference_s: float) -> None:
+        if self._ccol_msgs is None:
+            return
+        msg = self._ccol_msgs[1]()
+        msg.header.stamp = img_msg_stamp
+        msg.instruction = self.policy.instruction or ""
+        msg.joint_names = [*self.arm_joints, *(["gripper_width"] if self.use_gripper else [])]
+        msg.chunk_size, msg.action_dim = int(chunk.shape[0]), int(chunk.shape[1])
+        msg.actions = chunk.astype(np.float32).ravel().tolist()
+        msg.control_period_s = float(self.dt)
+        msg.inference_ms = float(inference_s * 1000)
+        self.chunk_pub.publish(msg)
 
     def _command_gripper(self, width: float) -> None:
         if self._last_gripper is not None and abs(width - self._last_gripper) < self._param("gripper_min_change_m"):
@@ -371,6 +402,22 @@ class PolicyNode(Node):
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(arr)
+        if self._ccol_msgs is not None:
+            msg = self._ccol_msgs[0](
+                enabled=self.enabled,
+                holding=self._holding,
+                hold_reason=self.hold_reason,
+                instruction=self.policy.instruction or "",
+                achieved_rate_hz=self.achieved_rate(),
+                inference_ms_median=1000 * self.latency.median(),
+                inference_ms_p99=1000 * self.latency.p99(),
+                stamp_to_publish_ms_median=1000 * self.e2e_latency.median(),
+                commands_published=self.commands,
+                execution_mode=self.mode,
+                device=str(self.policy.device),
+            )
+            msg.header.stamp = arr.header.stamp
+            self.policy_status_pub.publish(msg)
 
     def stop(self) -> None:
         """Disable and make the controller hold (on shutdown)."""
