@@ -3,12 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := ccol_policy ccol_bringup
+PACKAGES := ccol_policy ccol_teleop ccol_bringup
 MSGS := install/ccol_msgs/.built
 
 .PHONY: demo test lint bench clean-venv
 
-$(STAMP): requirements.txt ccol_policy/setup.py ccol_bringup/setup.py
+$(STAMP): requirements.txt ccol_policy/setup.py ccol_teleop/setup.py ccol_bringup/setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet torch==2.13.0

@@ -31,6 +31,8 @@ class FakeRobot(Node):
         self.joint_names = [f"{arm_id}_joint{i}" for i in range(1, 8)]
         self.camera_alive = True
         self.stamp_offset = 0.0
+        self.moving = False  # a slow sine on every joint, like a person guiding the arm
+        self._t0 = time.monotonic()
         self.joints_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
         self.gripper_pub = self.create_publisher(JointState, f"/{arm_id}_gripper/joint_states", qos_profile_sensor_data)
         self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", qos_profile_sensor_data)
@@ -48,8 +50,15 @@ class FakeRobot(Node):
         msg = rclpy.time.Time(seconds=t).to_msg()
         return msg
 
+    def current_qpos(self) -> np.ndarray:
+        q = self.qpos.copy()
+        if self.moving:
+            q[:7] += 0.05 * np.sin(np.pi * (time.monotonic() - self._t0))
+        return q
+
     def _joints(self) -> None:
-        msg = JointState(name=list(self.joint_names), position=self.qpos[:7].tolist())
+        q = self.current_qpos()
+        msg = JointState(name=list(self.joint_names), position=q[:7].tolist())
         msg.header.stamp = self._stamp()
         self.joints_pub.publish(msg)
         g = JointState(

@@ -26,7 +26,7 @@ def _calls(path: Path, name: str) -> list[ast.Call]:
 
 def test_expected_launch_files_exist() -> None:
     names = {p.name for p in LAUNCH_FILES}
-    assert {"policy.launch.py"} <= names
+    assert {"policy.launch.py", "record.launch.py"} <= names
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -60,3 +60,29 @@ def test_policy_yaml_matches_node_parameters() -> None:
     assert set(params["ros__parameters"]) == set(DEFAULTS)
     for key, value in params["ros__parameters"].items():
         assert type(value) is type(DEFAULTS[key]), key
+
+
+def test_record_yaml_matches_node_parameters() -> None:
+    from ccol_teleop.recorder_node import DEFAULTS
+
+    params = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "record.yaml").read_text())["recorder_node"]
+    assert params["ros__parameters"] == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        (
+            "policy.launch.py",
+            {"instruction", "checkpoint", "device", "rate_hz", "arm_id", "robot_ip", "execution_mode", "use_sim"},
+        ),
+        (
+            "record.launch.py",
+            {"instruction", "output_dir", "arm_id", "robot_ip", "use_realsense_ros", "record_depth", "use_sim"},
+        ),
+    ],
+)
+def test_launch_arguments(name: str, args: set[str]) -> None:
+    tree = ast.parse((ROOT / "ccol_bringup" / "launch" / name).read_text())
+    declared = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGS")
+    assert args <= {k.value for k in declared.value.keys}

@@ -59,6 +59,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bag_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arm-id", default="fr3", help="fr3 or panda (joint names <arm_id>_joint1..7)")
+    p.add_argument("--joint-states-topic", default="/joint_states")
+    p.add_argument("--gripper-topic", default="", help="default /<arm_id>_gripper/joint_states")
+    p.add_argument("--color-topic", default="/camera/camera/color/image_raw")
+    p.add_argument("--depth-topic", default="/camera/camera/aligned_depth_to_color/image_raw")
+    p.add_argument("--rate", type=float, default=30.0, help="control rate of the time grid (Hz)")
+    p.add_argument("--max-image-age", type=float, default=0.1, help="oldest image allowed at a grid time (s)")
+    p.add_argument("--max-joint-gap", type=float, default=0.1, help="largest joint-state gap allowed (s)")
+    p.add_argument("--no-gripper", action="store_true", help="7-D joint positions only")
+    p.add_argument("--depth", action="store_true", help="also use aligned depth")
+    p.add_argument("--instruction", default=None, help="for bags that carry none (plain `ros2 bag record`)")
+
+
+def _bag_config(args: argparse.Namespace, image_size: str = "224x224"):
+    from ccol_policy.bags import BagTopics, SyncConfig
+
+    w, h = (int(x) for x in image_size.lower().split("x"))
+    topics = BagTopics(
+        arm_id=args.arm_id,
+        joint_states=args.joint_states_topic,
+        gripper=None if args.no_gripper else args.gripper_topic,
+        color=args.color_topic,
+        depth=args.depth_topic,
+    )
+    cfg = SyncConfig(
+        control_rate_hz=args.rate,
+        max_image_age_s=args.max_image_age,
+        max_joint_gap_s=args.max_joint_gap,
+        image_width=w,
+        image_height=h,
+        use_depth=args.depth,
+        use_gripper=not args.no_gripper,
+    )
+    return topics, cfg
+
+
+def cmd_build_dataset(args: argparse.Namespace) -> int:
+    from ccol_policy.dataset_builder import build_dataset, summary_table
+
+    topics, cfg = _bag_config(args, args.image_size)
+    rows = build_dataset(
+        args.bags,
+        args.out,
+        topics,
+        cfg,
+        instruction=args.instruction,
+        include_failures=args.include_failures,
+        progress=not args.no_progress,
+    )
+    log.info("build-dataset summary:\n%s", summary_table(rows))
+    return 0 if any(r.status == "ok" for r in rows) else 1
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from ccol_policy.checkpoint import load_checkpoint
 
@@ -81,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest exactly")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("build-dataset", help="recorded rosbag2 bags -> HDF5 training episodes")
+    p.add_argument("bags", nargs="+", help="bag directories or directories of bags (the recorder's output_dir)")
+    p.add_argument("--out", required=True, help="dataset directory")
+    p.add_argument("--image-size", default="224x224", help="WxH of the stored images")
+    p.add_argument("--include-failures", action="store_true", help="keep episodes marked unsuccessful")
+    p.add_argument("--no-progress", action="store_true")
+    _add_bag_args(p)
+    p.set_defaults(func=cmd_build_dataset)
 
     p = sub.add_parser("make-synthetic", help="write the synthetic three-task data set")
     p.add_argument("--out", required=True)
