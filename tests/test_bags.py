@@ -1,0 +1,88 @@
+"""Bag reading and synchronisation shared by build-dataset and eval-bag, on bags made in the test."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from bag_factory import make_bag, trajectory
+
+from ccol_policy.bags import BagError, BagTopics, SyncConfig, read_streams, synchronise
+from ccol_policy.cli import main
+from ccol_policy.dataset_builder import build_dataset
+
+
+def test_sqlite3_bag_from_plain_ros2_bag_record(tmp_path: Path) -> None:
+    make_bag(tmp_path / "plain", storage="sqlite3", instruction=None)
+    rows = build_dataset(
+        [tmp_path / "plain"],
+        tmp_path / "out",
+        cfg=SyncConfig(control_rate_hz=10.0, image_width=32, image_height=24),
+        progress=False,
+    )
+    assert rows[0].status == "skipped" and "no instruction" in rows[0].reason
+    rows = build_dataset(
+        [tmp_path / "plain"],
+        tmp_path / "out",
+        cfg=SyncConfig(control_rate_hz=10.0, image_width=32, image_height=24),
+        instruction="lift the pen",
+        progress=False,
+    )
+    assert rows[0].status == "ok" and rows[0].instruction == "lift the pen"
+    with h5py.File(tmp_path / "out" / "episode_0000.hdf5", "r") as f:
+        q = f["observations/qpos"][()]
+    expected = trajectory(np.arange(len(q)) * 0.1)
+    np.testing.assert_allclose(q, expected, atol=2e-3)  # interpolated onto the 10 Hz grid from the header stamps
+
+
+def test_synchronisation_by_hand(tmp_path: Path) -> None:
+    make_bag(tmp_path / "b", duration=2.0)
+    streams = read_streams(tmp_path / "b", BagTopics(), SyncConfig())
+    assert streams.instruction == "lift the pen" and len(streams.image_t) == 60
+    ep = synchronise(streams, SyncConfig(control_rate_hz=20.0), "b")
+    np.testing.assert_allclose(np.diff(ep.times), 0.05, atol=1e-9)
+    # the image at each grid time is the newest at or before it
+    img_t = streams.image_t[ep.image_index] - streams.image_t[0]
+    assert (img_t <= ep.times + 1e-6).all() and (ep.times - img_t < 1 / 30 + 1e-6).all()
+
+
+def test_bad_bags_are_explained(tmp_path: Path) -> None:
+    make_bag(tmp_path / "nocam", with_images=False)
+    with pytest.raises(BagError, match="not in the bag"):
+        read_streams(tmp_path / "nocam", BagTopics(), SyncConfig())
+    make_bag(tmp_path / "gap", camera_gap=(1.0, 1.6))
+    with pytest.raises(BagError, match="camera gap"):
+        synchronise(read_streams(tmp_path / "gap", BagTopics(), SyncConfig()), SyncConfig())
+    make_bag(tmp_path / "panda", arm_id="panda")
+    with pytest.raises(BagError, match="--arm-id"):
+        read_streams(tmp_path / "panda", BagTopics(arm_id="fr3"), SyncConfig())
+    make_bag(tmp_path / "corrupt")
+    mcap = next((tmp_path / "corrupt").glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    with pytest.raises(BagError, match="truncated or corrupt"):
+        read_streams(tmp_path / "corrupt", BagTopics(), SyncConfig())
+    (tmp_path / "notabag").mkdir()
+    with pytest.raises(BagError, match="metadata.yaml"):
+        read_streams(tmp_path / "notabag", BagTopics(), SyncConfig())
+
+
+def test_cli_build_dataset_summary(tmp_path: Path, caplog) -> None:
+    make_bag(tmp_path / "bags" / "a")
+    make_bag(tmp_path / "bags" / "b", camera_gap=(1.0, 2.0))
+    with caplog.at_level(logging.INFO):
+        code = main(
+            [
+                "build-dataset",
+                str(tmp_path / "bags"),
+                "--out",
+                str(tmp_path / "ds"),
+                "--image-size",
+                "32x24",
+                "--no-progress",
+            ]
+        )
+    assert code == 0
+    assert "1 episodes" in caplog.text and "camera gap" in caplog.text
