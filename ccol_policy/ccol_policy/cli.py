@@ -65,7 +65,8 @@ def _add_bag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gripper-topic", default="", help="default /<arm_id>_gripper/joint_states")
     p.add_argument("--color-topic", default="/camera/camera/color/image_raw")
     p.add_argument("--depth-topic", default="/camera/camera/aligned_depth_to_color/image_raw")
-    p.add_argument("--rate", type=float, default=30.0, help="control rate of the time grid (Hz)")
+    p.add_argument("--rate", type=float, default=None, help="control rate of the time grid (Hz; build-dataset: 30, "
+                   "eval-bag: the checkpoint's)")
     p.add_argument("--max-image-age", type=float, default=0.1, help="oldest image allowed at a grid time (s)")
     p.add_argument("--max-joint-gap", type=float, default=0.1, help="largest joint-state gap allowed (s)")
     p.add_argument("--no-gripper", action="store_true", help="7-D joint positions only")
@@ -113,6 +114,25 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     return 0 if any(r.status == "ok" for r in rows) else 1
 
 
+def cmd_eval_bag(args: argparse.Namespace) -> int:
+    from ccol_policy.bags import find_bags
+    from ccol_policy.evaluation import comparison_table, evaluate
+
+    checkpoints: dict[str, str] = {}
+    for item in args.checkpoint:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        p = Path(path)
+        checkpoints[name or (p.parent.name if p.name in ("best", "latest") else p.name)] = path
+    topics, _ = _bag_config(args)
+    report = evaluate(checkpoints, find_bags(args.bags), Path(args.out), topics, instruction=args.instruction,
+                      device=args.device, rate_hz=args.rate, attention_steps=args.attention_steps,
+                      max_image_age_s=args.max_image_age, max_joint_gap_s=args.max_joint_gap,
+                      progress=not args.no_progress)
+    log.info("evaluation (%d bag(s) skipped):\n%s\nreport: %s", len(report["skipped"]), comparison_table(report),
+             Path(args.out) / "report.md")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from ccol_policy.checkpoint import load_checkpoint
 
@@ -144,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_bag_args(p)
     p.set_defaults(func=cmd_build_dataset)
+
+    p = sub.add_parser("eval-bag", help="replay bags through checkpoints: accuracy, smoothness, latency, attention")
+    p.add_argument("bags", nargs="+", help="bag directories or directories of bags")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]DIR",
+                   help="checkpoint directory; repeat to compare several")
+    p.add_argument("--out", default="runs/eval", help="report directory")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--attention-steps", type=int, default=4, help="steps drawn as attention maps")
+    p.add_argument("--no-progress", action="store_true")
+    _add_bag_args(p)
+    p.set_defaults(func=cmd_eval_bag)
 
     p = sub.add_parser("make-synthetic", help="write the synthetic three-task data set")
     p.add_argument("--out", required=True)
