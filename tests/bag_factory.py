@@ -27,6 +27,7 @@ def trajectory(t: np.ndarray) -> np.ndarray:
 
 
 def render(q: np.ndarray, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """A bright bar whose position follows joint 1, on black (H, W, 3)."""
     img = np.zeros((*size, 3), np.uint8)
     x = int((q[0] + 0.5) * size[1]) % size[1]
     img[:, max(0, x - 3) : x + 3] = (255, 200, 0)
@@ -47,6 +48,7 @@ def make_bag(
     with_images: bool = True,
     encoding: str = "rgb8",
     t0: float = 1000.0,
+    image_size: tuple[int, int] = (48, 64),
 ) -> Path:
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=9, storage_plugin=plugin)
@@ -92,7 +94,7 @@ def make_bag(
             )
             writer.write(grip, ns, TS.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
         elif cam is not None:
-            img = render(q)
+            img = render(q, image_size)
             data = img if encoding == "rgb8" else img[..., 0].copy()
             msg = Image(
                 header=_header(stamp, "camera_color_optical_frame"),
