@@ -1,0 +1,162 @@
+"""Physics of the simulated world: reset from a seed, position control in the real Panda's joint convention,
+camera frames, success detection for the three tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, ZONE_HALF, Ids, load_model
+
+TASKS = ("lift the pen", "slide the cube", "place the cubes")
+MAX_WIDTH = 0.08
+
+
+def tune_servos(m: mujoco.MjModel) -> None:
+    """Stand-in for the Franka's torque-controlled joint servos: gravity compensation on the robot's links and
+    stiffer joint position servos, so commanded trajectories are tracked within millimetres as on the robot."""
+    for b in range(m.nbody):
+        name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b) or ""
+        if name.startswith("panda0_"):
+            m.body_gravcomp[b] = 1.0
+    for a, kp in enumerate([4000.0] * 4 + [1500.0] * 3):
+        m.actuator_gainprm[a, 0] = kp
+        m.actuator_biasprm[a, 1] = -kp
+        m.actuator_forcerange[a] = [-300.0, 300.0] if a < 4 else [-60.0, 60.0]
+    m.dof_damping[m.jnt_dofadr[[m.actuator_trnid[a, 0] for a in range(7)]]] = [80.0] * 4 + [10.0] * 3
+    fingers = m.jnt_dofadr[[m.actuator_trnid[a, 0] for a in (7, 8)]]
+    m.dof_damping[fingers] = 5.0  # the Franka Hand closes in well under a second
+    m.dof_armature[fingers] = 0.05
+    m.actuator_forcerange[7:9] = [-40.0, 40.0]
+
+
+@dataclass
+class Layout:
+    pen: np.ndarray  # (x, y, yaw)
+    red: np.ndarray  # (x, y)
+    blue: np.ndarray
+    zone: np.ndarray
+
+
+def sample_layout(rng: np.random.Generator) -> Layout:
+    """Four well-separated spots in the arm's reach (x 0.38..0.62, y -0.2..0.2)."""
+    while True:
+        pts = np.column_stack([rng.uniform(0.38, 0.62, 4), rng.uniform(-0.2, 0.2, 4)])
+        d = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(4)
+        if d.min() > 0.13:
+            return Layout(np.append(pts[0], rng.uniform(-0.5, 0.5)), pts[1], pts[2], pts[3])
+
+
+class PandaTable:
+    """One simulated Panda at the table. Joint vectors are in franka_ros2's convention; width in metres."""
+
+    def __init__(self, render_size: tuple[int, int] = (160, 120), fast_render: bool = True) -> None:
+        self.model = load_model()
+        tune_servos(self.model)
+        self.data = mujoco.MjData(self.model)
+        self.ids = Ids.of(self.model)
+        self.width, self.height = render_size
+        self._renderer: mujoco.Renderer | None = None
+        self._depth_renderer: mujoco.Renderer | None = None
+        self.scene_option = mujoco.MjvOption()
+        if fast_render:  # collision meshes (group 3) instead of the detailed visual meshes (group 0)
+            self.scene_option.geomgroup[:] = [0, 1, 0, 1, 0, 0]
+        self.layout: Layout | None = None
+        self.initial: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int) -> Layout:
+        rng = np.random.default_rng(seed)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        lay = sample_layout(rng)
+        self.layout = lay
+        self._set_free("pen", [lay.pen[0], lay.pen[1], PEN_RADIUS], lay.pen[2])
+        self._set_free("red_cube", [*lay.red, CUBE], rng.uniform(-0.3, 0.3))
+        self._set_free("blue_cube", [*lay.blue, CUBE], rng.uniform(-0.3, 0.3))
+        m.site_pos[self.ids.zone][:2] = lay.zone
+        q0 = READY + rng.normal(0, 0.03, 7)
+        d.qpos[self.ids.arm_qpos] = q0 - SIM_TO_REAL
+        d.qpos[self.ids.finger_qpos] = MAX_WIDTH / 2
+        self.command(q0, MAX_WIDTH)
+        mujoco.mj_forward(m, d)
+        for _ in range(50):  # let objects settle
+            mujoco.mj_step(m, d)
+        self.initial = {
+            "pen": self.body_pos("pen"),
+            "red": self.body_pos("red_cube"),
+            "blue": self.body_pos("blue_cube"),
+        }
+        return lay
+
+    def _set_free(self, joint: str, pos: list[float], yaw: float) -> None:
+        adr = self.model.jnt_qposadr[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, joint)]
+        self.data.qpos[adr : adr + 3] = pos
+        self.data.qpos[adr + 3 : adr + 7] = [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+
+    def body_pos(self, name: str) -> np.ndarray:
+        return self.data.xpos[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)].copy()
+
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def joints(self) -> np.ndarray:
+        """(7,) measured arm joint positions, real convention."""
+        return self.data.qpos[self.ids.arm_qpos] + SIM_TO_REAL
+
+    def gripper_width(self) -> float:
+        return float(self.data.qpos[self.ids.finger_qpos].sum())
+
+    def qpos8(self) -> np.ndarray:
+        return np.append(self.joints(), self.gripper_width())
+
+    def ee_pos(self) -> np.ndarray:
+        return self.data.site_xpos[self.ids.ee_site].copy()
+
+    # ------------------------------------------------------------------ control
+    def command(self, q: np.ndarray, width: float | None = None) -> None:
+        """Position targets for the arm (real convention) and the gripper width."""
+        self.data.ctrl[:7] = np.asarray(q[:7]) - SIM_TO_REAL
+        if width is not None:
+            self.data.ctrl[7:9] = np.clip(width, 0.0, MAX_WIDTH) / 2
+
+    def step(self, seconds: float) -> None:
+        n = max(1, int(round(seconds / self.model.opt.timestep)))
+        mujoco.mj_step(self.model, self.data, nstep=n)
+
+    # ------------------------------------------------------------------ camera
+    def render(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB from the fixed RealSense camera."""
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+        self._renderer.update_scene(self.data, camera=self.ids.camera, scene_option=self.scene_option)
+        return self._renderer.render()
+
+    def render_depth(self) -> np.ndarray:
+        """(H, W) float32 metres."""
+        if self._depth_renderer is None:
+            self._depth_renderer = mujoco.Renderer(self.model, self.height, self.width)
+            self._depth_renderer.enable_depth_rendering()
+        self._depth_renderer.update_scene(self.data, camera=self.ids.camera, scene_option=self.scene_option)
+        return self._depth_renderer.render().astype(np.float32)
+
+    def close(self) -> None:
+        for r in (self._renderer, self._depth_renderer):
+            if r is not None:
+                r.close()
+        self._renderer = self._depth_renderer = None
+
+    # ------------------------------------------------------------------ tasks
+    def success(self, task: str) -> bool:
+        pen, red, blue = self.body_pos("pen"), self.body_pos("red_cube"), self.body_pos("blue_cube")
+        if task == "lift the pen":
+            return bool(pen[2] > self.initial["pen"][2] + 0.08)
+        if task == "slide the cube":
+            zone = self.model.site_pos[self.ids.zone][:2]
+            return bool(np.all(np.abs(red[:2] - zone) < ZONE_HALF) and red[2] < 2 * CUBE)
+        if task == "place the cubes":
+            return bool(np.linalg.norm(red[:2] - blue[:2]) < 0.03 and abs(red[2] - blue[2] - 2 * CUBE) < 0.01)
+        raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")

@@ -1,0 +1,139 @@
+"""Scripted teachers: stand-ins for the person guiding the arm. Inverse kinematics with MuJoCo's site Jacobian
+(damped least squares, gripper pointing down), minimum-jerk joint-space segments between task waypoints, and some
+human-like variation in timing and placement."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from ccol_sim.env import MAX_WIDTH, PandaTable
+from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL
+
+PAD = 0.03  # end-effector site to the middle of the finger pads (m)
+TIP = 0.05  # end-effector site to the fingertips
+DOWN = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # EE frame: z down
+
+
+def _yaw_rot(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ DOWN
+
+
+def solve_ik(env: PandaTable, pos: np.ndarray, yaw: float, q_init: np.ndarray, iters: int = 200) -> np.ndarray:
+    """Joint positions (real convention) putting the end-effector site at `pos`, pointing down, rotated by `yaw`."""
+    m = env.model
+    d = mujoco.MjData(m)
+    d.qpos[:] = env.data.qpos
+    q = q_init.copy()
+    target_r = _yaw_rot(yaw)
+    jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+    lo, hi = m.jnt_range[[m.dof_jntid[i] for i in env.ids.arm_dof]].T
+    for _ in range(iters):
+        d.qpos[env.ids.arm_qpos] = q - SIM_TO_REAL
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_comPos(m, d)
+        err_p = pos - d.site_xpos[env.ids.ee_site]
+        r = d.site_xmat[env.ids.ee_site].reshape(3, 3)
+        err_r = 0.5 * (
+            np.cross(r[:, 0], target_r[:, 0]) + np.cross(r[:, 1], target_r[:, 1]) + np.cross(r[:, 2], target_r[:, 2])
+        )
+        err = np.concatenate([err_p, 0.5 * err_r])
+        if np.linalg.norm(err_p) < 1e-4 and np.linalg.norm(err_r) < 1e-3:
+            break
+        mujoco.mj_jacSite(m, d, jacp, jacr, env.ids.ee_site)
+        j = np.vstack([jacp[:, env.ids.arm_dof], 0.5 * jacr[:, env.ids.arm_dof]])
+        dq = j.T @ np.linalg.solve(j @ j.T + 1e-4 * np.eye(6), err)
+        dq += 0.05 * (np.eye(7) - np.linalg.pinv(j) @ j) @ (READY - q)  # stay near the ready pose
+        q = np.clip(q + dq, lo + SIM_TO_REAL + 0.01, hi + SIM_TO_REAL - 0.01)
+    return q
+
+
+def min_jerk(q0: np.ndarray, q1: np.ndarray, n: int) -> np.ndarray:
+    s = np.linspace(0, 1, n + 1)[1:, None]
+    return q0 + (q1 - q0) * (10 * s**3 - 15 * s**4 + 6 * s**5)
+
+
+def waypoints(env: PandaTable, task: str, rng: np.random.Generator) -> list[tuple[np.ndarray, float, float, float]]:
+    """(EE position, yaw, gripper width, seconds) for the task in the current scene."""
+    lay = env.layout
+    jitter = lambda s=0.004: rng.normal(0, s, 3) * np.array([1, 1, 0.3])  # noqa: E731
+
+    def grasp_z(center_z: float) -> float:  # site height that puts the pads on an object centre, tips off the table
+        return max(center_z + PAD, TIP + 0.004)
+
+    if task == "lift the pen":
+        p = np.array([lay.pen[0], lay.pen[1], 0.0])
+        yaw = lay.pen[2]  # the fingers close along the site y axis, at yaw - pi/2: across the pen
+        return [
+            (p + [0, 0, 0.12] + jitter(), yaw, MAX_WIDTH, 1.6),
+            (p + [0, 0, grasp_z(PEN_RADIUS)], yaw, MAX_WIDTH, 1.0),
+            (p + [0, 0, grasp_z(PEN_RADIUS)], yaw, 0.0, 0.7),
+            (p + [0, 0, grasp_z(PEN_RADIUS)], yaw, 0.0, 0.3),
+            (p + [0, 0, 0.18] + jitter(), yaw, 0.0, 1.3),
+        ]
+    if task == "slide the cube":  # grasp it and slide it along the table into the zone
+        c, z = env.body_pos("red_cube"), env.model.site_pos[env.ids.zone][:2]
+        yaw = _cube_yaw(env, "red_cube")
+        h = grasp_z(CUBE) + 0.002
+        goal = z + rng.normal(0, 0.008, 2)
+        return [
+            (np.array([c[0], c[1], 0.12]) + jitter(), yaw, MAX_WIDTH, 1.5),
+            (np.array([c[0], c[1], h]), yaw, MAX_WIDTH, 1.0),
+            (np.array([c[0], c[1], h]), yaw, 0.0, 0.7),
+            (np.array([c[0], c[1], h]), yaw, 0.0, 0.3),
+            (np.array([*goal, h]), yaw, 0.0, 0.8 + 5.0 * np.linalg.norm(goal - c[:2])),
+            (np.array([*goal, h]), yaw, MAX_WIDTH, 0.5),
+            (np.array([*goal, 0.12]) + jitter(), yaw, MAX_WIDTH, 0.8),
+        ]
+    if task == "place the cubes":
+        r, b = env.body_pos("red_cube"), env.body_pos("blue_cube")
+        yaw_r = _cube_yaw(env, "red_cube")
+        yaw_b = _cube_yaw(env, "blue_cube")
+        grasp = grasp_z(CUBE)
+        return [
+            (np.array([r[0], r[1], 0.12]) + jitter(), yaw_r, MAX_WIDTH, 1.5),
+            (np.array([r[0], r[1], grasp]), yaw_r, MAX_WIDTH, 1.0),
+            (np.array([r[0], r[1], grasp]), yaw_r, 0.0, 0.7),
+            (np.array([r[0], r[1], grasp]), yaw_r, 0.0, 0.3),
+            (np.array([r[0], r[1], 0.14]), yaw_r, 0.0, 0.9),
+            (np.array([b[0], b[1], 0.14]) + jitter(0.002), yaw_b, 0.0, 1.3),
+            (np.array([b[0], b[1], 2 * CUBE + CUBE + PAD + 0.004]), yaw_b, 0.0, 1.0),
+            (np.array([b[0], b[1], 2 * CUBE + CUBE + PAD + 0.004]), yaw_b, MAX_WIDTH, 0.5),
+            (np.array([b[0], b[1], 0.14]), yaw_b, MAX_WIDTH, 0.8),
+        ]
+    raise ValueError(f"unknown task {task!r}")
+
+
+def _cube_yaw(env: PandaTable, body: str) -> float:
+    quat = env.data.xquat[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, body)]
+    yaw = 2 * np.arctan2(quat[3], quat[0])
+    return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)  # the cube's nearest face pair
+
+
+def plan(env: PandaTable, task: str, rng: np.random.Generator, rate_hz: float) -> np.ndarray:
+    """A (T, 8) joint-space demonstration at `rate_hz`: arm joints + gripper width targets."""
+    q = env.joints()
+    width = env.gripper_width()
+    out = [np.append(q, width)[None]]
+    for pos, yaw, w, seconds in waypoints(env, task, rng):
+        q1 = solve_ik(env, pos, yaw, q)
+        n = max(2, int(round(seconds * rng.uniform(0.9, 1.15) * rate_hz)))
+        seg_q = min_jerk(q, q1, n)
+        seg_w = min_jerk(np.array([width]), np.array([w]), n)
+        out.append(np.hstack([seg_q, seg_w]))
+        q, width = q1, w
+    out.append(np.repeat(out[-1][-1:], int(0.5 * rate_hz), 0))
+    return np.concatenate(out)
+
+
+def demonstrate(env: PandaTable, task: str, seed: int, rate_hz: float = 30.0, on_step=None) -> bool:  # noqa: ANN001
+    """Run one scripted demonstration from the current state; `on_step(env)` after every control period."""
+    rng = np.random.default_rng(seed + 7919)
+    targets = plan(env, task, rng, rate_hz)
+    for row in targets[1:]:
+        env.command(row[:7], row[7])
+        env.step(1.0 / rate_hz)
+        if on_step is not None:
+            on_step(env)
+    return env.success(task)
