@@ -3,16 +3,17 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := ccol_policy ccol_teleop ccol_bringup
+PACKAGES := ccol_policy ccol_teleop ccol_sim ccol_bringup
 MSGS := install/ccol_msgs/.built
 
 .PHONY: demo test lint bench clean-venv
 
-$(STAMP): requirements.txt ccol_policy/setup.py ccol_teleop/setup.py ccol_bringup/setup.py
+$(STAMP): requirements.txt ccol_policy/setup.py ccol_teleop/setup.py ccol_sim/setup.py ccol_bringup/setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps gymnasium-robotics==1.4.2  # the Panda MJCF + meshes of ccol_sim only
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation $(addprefix -e ,$(PACKAGES))
 	touch $(STAMP)
 

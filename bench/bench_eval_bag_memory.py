@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bag_factory import make_bag  # noqa: E402
+from bag_factory import make_bag
 
-from ccol_policy.bags import BagTopics  # noqa: E402
-from ccol_policy.evaluation import evaluate  # noqa: E402
+from ccol_policy.bags import BagTopics
+from ccol_policy.evaluation import evaluate
 
 
 def peak_mb() -> float:
@@ -52,8 +52,10 @@ def main() -> None:
         after = peak_mb()
         steps = report["summary"]["ckpt"]["steps"]
         print(f"evaluated {steps} steps in {time.perf_counter() - t0:.0f}s")
-        print(f"peak RSS before evaluation {before:.0f} MB, after {after:.0f} MB; "
-              f"growth {after - before:.0f} MB for a {size:.2f} GB bag (ratio {(after - before) / (size * 1000):.3f})")
+        print(
+            f"peak RSS before evaluation {before:.0f} MB, after {after:.0f} MB; "
+            f"growth {after - before:.0f} MB for a {size:.2f} GB bag (ratio {(after - before) / (size * 1000):.3f})"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

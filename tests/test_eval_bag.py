@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bag_factory import make_bag, trajectory
-from conftest import tiny_config
 
 from ccol_policy.bags import BagError, BagTopics
 from ccol_policy.cli import main
@@ -16,6 +15,8 @@ from ccol_policy.evaluation import evaluate, evaluate_bag, summarise, word_roles
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_policy.training import train
+
+from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +78,13 @@ def test_compare_mode_report_and_plots(checkpoints, bags: Path, tmp_path: Path) 
     assert "not in the bag" in report["skipped"][str(bags.parent / "extra_nocam")]
     md = (tmp_path / "report.md").read_text()
     assert "| ccol |" in md and "| act |" in md and "Skipped bags" in md
-    for fig in ("error_vs_horizon.png", "trajectories.png", "velocity_acceleration.png", "attention_ccol.png",
-                "word_attention_ccol.png"):
+    for fig in (
+        "error_vs_horizon.png",
+        "trajectories.png",
+        "velocity_acceleration.png",
+        "attention_ccol.png",
+        "word_attention_ccol.png",
+    ):
         assert (tmp_path / fig).stat().st_size > 2000, fig
     assert not (tmp_path / "attention_act.png").exists()  # the ACT baseline has no CSA attention
     data = json.loads((tmp_path / "report.json").read_text())
@@ -88,13 +94,27 @@ def test_compare_mode_report_and_plots(checkpoints, bags: Path, tmp_path: Path) 
 def test_all_bags_bad_is_an_error(checkpoints, tmp_path: Path) -> None:
     make_bag(tmp_path / "nocam", with_images=False)
     with pytest.raises(BagError, match="no bag could be evaluated"):
-        evaluate({"c": checkpoints["ccol"]}, [tmp_path / "nocam"], tmp_path / "r", BagTopics(), device="cpu",
-                 progress=False)
+        evaluate(
+            {"c": checkpoints["ccol"]}, [tmp_path / "nocam"], tmp_path / "r", BagTopics(), device="cpu", progress=False
+        )
 
 
 def test_cli_eval_bag(checkpoints, bags: Path, tmp_path: Path) -> None:
-    code = main(["eval-bag", str(bags / "a"), "--checkpoint", f"mine={checkpoints['ccol']}", "--out",
-                 str(tmp_path / "r"), "--device", "cpu", "--no-progress", "--instruction", "place the cubes"])
+    code = main(
+        [
+            "eval-bag",
+            str(bags / "a"),
+            "--checkpoint",
+            f"mine={checkpoints['ccol']}",
+            "--out",
+            str(tmp_path / "r"),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--instruction",
+            "place the cubes",
+        ]
+    )
     assert code == 0
     assert json.loads((tmp_path / "r" / "report.json").read_text())["summary"]["mine"]["steps"] > 10
     assert main(["eval-bag", str(tmp_path / "missing"), "--checkpoint", str(checkpoints["ccol"])]) == 2

@@ -53,9 +53,53 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ccol_sim.pipeline import run_sim_demo
+
+    run_sim_demo(
+        Path(args.out),
+        episodes_per_task=args.episodes_per_task,
+        eval_episodes=args.eval_episodes,
+        steps=args.steps,
+        compare_act=args.compare_act,
+        seed=args.seed,
+    )
+    return 0
+
+
+def cmd_synthetic_demo(args: argparse.Namespace) -> int:
     from ccol_policy.demo import run_demo
 
     run_demo(Path(args.out), steps=args.steps, episodes_per_task=args.episodes_per_task, ablation=args.ablation)
+    return 0
+
+
+def cmd_sim_eval(args: argparse.Namespace) -> int:
+    from ccol_sim.evaluate import plot_success, sim_eval, table
+
+    tasks = args.instruction or None
+    report = sim_eval(
+        args.checkpoint,
+        args.out,
+        tasks=tasks,
+        episodes=args.episodes,
+        seed=args.seed,
+        device=args.device,
+        max_seconds=args.max_seconds,
+        videos=args.videos,
+        progress=not args.no_progress,
+    )
+    plot_success({"policy": report}, Path(args.out) / "success.png")
+    log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
+    return 0
+
+
+def cmd_sim_record(args: argparse.Namespace) -> int:
+    from ccol_sim.recording import record_demonstrations
+
+    rows = record_demonstrations(args.out, args.episodes_per_task, seed=args.seed, progress=not args.no_progress)
+    log.info(
+        "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
+    )
     return 0
 
 
@@ -65,8 +109,12 @@ def _add_bag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gripper-topic", default="", help="default /<arm_id>_gripper/joint_states")
     p.add_argument("--color-topic", default="/camera/camera/color/image_raw")
     p.add_argument("--depth-topic", default="/camera/camera/aligned_depth_to_color/image_raw")
-    p.add_argument("--rate", type=float, default=None, help="control rate of the time grid (Hz; build-dataset: 30, "
-                   "eval-bag: the checkpoint's)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="control rate of the time grid (Hz; build-dataset: 30, eval-bag: the checkpoint's)",
+    )
     p.add_argument("--max-image-age", type=float, default=0.1, help="oldest image allowed at a grid time (s)")
     p.add_argument("--max-joint-gap", type=float, default=0.1, help="largest joint-state gap allowed (s)")
     p.add_argument("--no-gripper", action="store_true", help="7-D joint positions only")
@@ -124,12 +172,25 @@ def cmd_eval_bag(args: argparse.Namespace) -> int:
         p = Path(path)
         checkpoints[name or (p.parent.name if p.name in ("best", "latest") else p.name)] = path
     topics, _ = _bag_config(args)
-    report = evaluate(checkpoints, find_bags(args.bags), Path(args.out), topics, instruction=args.instruction,
-                      device=args.device, rate_hz=args.rate, attention_steps=args.attention_steps,
-                      max_image_age_s=args.max_image_age, max_joint_gap_s=args.max_joint_gap,
-                      progress=not args.no_progress)
-    log.info("evaluation (%d bag(s) skipped):\n%s\nreport: %s", len(report["skipped"]), comparison_table(report),
-             Path(args.out) / "report.md")
+    report = evaluate(
+        checkpoints,
+        find_bags(args.bags),
+        Path(args.out),
+        topics,
+        instruction=args.instruction,
+        device=args.device,
+        rate_hz=args.rate,
+        attention_steps=args.attention_steps,
+        max_image_age_s=args.max_image_age,
+        max_joint_gap_s=args.max_joint_gap,
+        progress=not args.no_progress,
+    )
+    log.info(
+        "evaluation (%d bag(s) skipped):\n%s\nreport: %s",
+        len(report["skipped"]),
+        comparison_table(report),
+        Path(args.out) / "report.md",
+    )
     return 0
 
 
@@ -167,8 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval-bag", help="replay bags through checkpoints: accuracy, smoothness, latency, attention")
     p.add_argument("bags", nargs="+", help="bag directories or directories of bags")
-    p.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]DIR",
-                   help="checkpoint directory; repeat to compare several")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        metavar="[NAME=]DIR",
+        help="checkpoint directory; repeat to compare several",
+    )
     p.add_argument("--out", default="runs/eval", help="report directory")
     p.add_argument("--device", default="auto")
     p.add_argument("--attention-steps", type=int, default=4, help="steps drawn as attention maps")
@@ -183,12 +249,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64)
     p.set_defaults(func=cmd_make_synthetic)
 
-    p = sub.add_parser("demo", help="the embedded default job: data -> training -> evaluation, no robot needed")
+    p = sub.add_parser(
+        "demo",
+        help="the embedded default job in the simulator: scripted demonstrations -> bags -> "
+        "dataset -> training -> closed-loop evaluation",
+    )
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
+    p.add_argument("--episodes-per-task", type=int, default=20)
+    p.add_argument("--eval-episodes", type=int, default=10, help="closed-loop episodes per task")
+    p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synthetic-demo", help="the same loop on 2-D synthetic data without MuJoCo (seconds)")
+    p.add_argument("--out", default="runs/synthetic_demo")
+    p.add_argument("--steps", type=int, default=None)
     p.add_argument("--episodes-per-task", type=int, default=10)
     p.add_argument("--ablation", default=None)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_synthetic_demo)
+
+    p = sub.add_parser("sim-eval", help="closed-loop rollouts of a checkpoint in the simulator")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--instruction", action="append", default=[], help="task(s) to run (default: all it was trained on)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/sim_eval")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-seconds", type=float, default=12.0)
+    p.add_argument("--videos", type=int, default=0, help="GIFs of the first N episodes per task")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_sim_eval)
+
+    p = sub.add_parser("sim-record", help="scripted demonstrations in the simulator, written as episode bags")
+    p.add_argument("--out", required=True)
+    p.add_argument("--episodes-per-task", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_sim_record)
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("checkpoint")

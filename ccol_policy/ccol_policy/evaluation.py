@@ -49,7 +49,7 @@ def word_roles(words: list[str]) -> dict[int, str]:
     return {i: ("verb" if n == 0 else "noun") for n, i in enumerate(content)}
 
 
-def _stream_images(bag: Path, topic: str, indices: np.ndarray):  # noqa: ANN202
+def _stream_images(bag: Path, topic: str, indices: np.ndarray):
     """Yield the image for each grid step in order, decoding each bag image once and keeping one in memory."""
     if np.all(np.diff(indices) >= 0):
         source = iter_images(bag, topic, indices)
@@ -65,8 +65,13 @@ def _stream_images(bag: Path, topic: str, indices: np.ndarray):  # noqa: ANN202
 
 
 def evaluate_bag(
-    policy: CCoLPolicy, bag: Path, topics: BagTopics, cfg: SyncConfig, instruction: str | None = None,
-    attention_steps: int = 4, ensemble_m: float = 0.01,
+    policy: CCoLPolicy,
+    bag: Path,
+    topics: BagTopics,
+    cfg: SyncConfig,
+    instruction: str | None = None,
+    attention_steps: int = 4,
+    ensemble_m: float = 0.01,
 ) -> BagEvaluation:
     streams = read_streams(bag, topics, cfg)
     if instruction:
@@ -106,12 +111,22 @@ def evaluate_bag(
             word_att.append(vis.sum(-1))
             if t in chosen:
                 g = layout.patch_grid
-                maps.append({"step": t, "time": float(ep.times[t]), "image": image,
-                             "maps": vis[:, : g * g].reshape(-1, g, g)})
+                maps.append(
+                    {"step": t, "time": float(ep.times[t]), "image": image, "maps": vis[:, : g * g].reshape(-1, g, g)}
+                )
     return BagEvaluation(
-        bag=str(bag), instruction=ep.instruction, times=ep.times, qpos=ep.qpos, preds=preds, targets=targets,
-        valid=valid, executed=executed, latency_ms=latency, words=list(policy.last_words),
-        word_attention=np.stack(word_att) if word_att else None, attention_maps=maps,
+        bag=str(bag),
+        instruction=ep.instruction,
+        times=ep.times,
+        qpos=ep.qpos,
+        preds=preds,
+        targets=targets,
+        valid=valid,
+        executed=executed,
+        latency_ms=latency,
+        words=list(policy.last_words),
+        word_attention=np.stack(word_att) if word_att else None,
+        attention_maps=maps,
     )
 
 
@@ -141,7 +156,7 @@ def summarise(evals: list[BagEvaluation], horizons: list[int]) -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------------- plots
-def _plt():  # noqa: ANN202
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,8 +240,13 @@ def plot_attention_maps(e: BagEvaluation, path: Path) -> bool:
         for c, w in enumerate(idx, start=1):
             heat = m["maps"][w]
             axes[r, c].imshow(img)
-            axes[r, c].imshow(heat / max(heat.max(), 1e-9), cmap="jet", alpha=0.5, interpolation="bilinear",
-                              extent=(0, img.shape[1], img.shape[0], 0))
+            axes[r, c].imshow(
+                heat / max(heat.max(), 1e-9),
+                cmap="jet",
+                alpha=0.5,
+                interpolation="bilinear",
+                extent=(0, img.shape[1], img.shape[0], 0),
+            )
             axes[r, c].set_title(f"{e.words[w]} ({roles.get(w, '')})", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
@@ -256,9 +276,17 @@ def plot_word_attention_over_time(e: BagEvaluation, path: Path) -> bool:
 
 # ---------------------------------------------------------------------------------------------------- report
 def evaluate(
-    checkpoints: dict[str, str | Path], bags: list[Path], out_dir: Path, topics: BagTopics,
-    instruction: str | None = None, device: str = "auto", rate_hz: float | None = None, attention_steps: int = 4,
-    max_image_age_s: float = 0.1, max_joint_gap_s: float = 0.1, progress: bool = True,
+    checkpoints: dict[str, str | Path],
+    bags: list[Path],
+    out_dir: Path,
+    topics: BagTopics,
+    instruction: str | None = None,
+    device: str = "auto",
+    rate_hz: float | None = None,
+    attention_steps: int = 4,
+    max_image_age_s: float = 0.1,
+    max_joint_gap_s: float = 0.1,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every checkpoint on every bag; bad bags are skipped with their reason. Writes the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -267,8 +295,13 @@ def evaluate(
     for name, ckpt in checkpoints.items():
         policy = CCoLPolicy.from_checkpoint(ckpt, device=device)
         rate = rate_hz or policy.ckpt.meta.get("control_rate_hz") or 30.0
-        cfg = SyncConfig(control_rate_hz=rate, max_image_age_s=max_image_age_s, max_joint_gap_s=max_joint_gap_s,
-                         use_depth=policy.cfg.vision.use_depth, use_gripper=policy.state_dim > 7)
+        cfg = SyncConfig(
+            control_rate_hz=rate,
+            max_image_age_s=max_image_age_s,
+            max_joint_gap_s=max_joint_gap_s,
+            use_depth=policy.cfg.vision.use_depth,
+            use_gripper=policy.state_dim > 7,
+        )
         iterator = bags
         if progress:
             from tqdm import tqdm
@@ -297,8 +330,13 @@ def evaluate(
             figures[f"attention_{name}"] = f"attention_{name}.png"
         if plot_word_attention_over_time(es[0], out_dir / f"word_attention_{name}.png"):
             figures[f"word_attention_{name}"] = f"word_attention_{name}.png"
-    report = {"checkpoints": {n: str(c) for n, c in checkpoints.items()}, "horizons": horizons, "summary": summary,
-              "skipped": skipped, "figures": figures}
+    report = {
+        "checkpoints": {n: str(c) for n, c in checkpoints.items()},
+        "horizons": horizons,
+        "summary": summary,
+        "skipped": skipped,
+        "figures": figures,
+    }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     (out_dir / "report.md").write_text(markdown_report(report))
     return report
@@ -306,14 +344,27 @@ def evaluate(
 
 def comparison_table(report: dict[str, Any]) -> str:
     hs = report["horizons"]
-    head = ["checkpoint", *[f"L1@{h}" for h in hs], f"RMSE@{hs[-1]}", "vel. fluct. (exec)", "acc. fluct. (exec)",
-            "min acc. (exec)", "latency ms (median / p99)"]
+    head = [
+        "checkpoint",
+        *[f"L1@{h}" for h in hs],
+        f"RMSE@{hs[-1]}",
+        "vel. fluct. (exec)",
+        "acc. fluct. (exec)",
+        "min acc. (exec)",
+        "latency ms (median / p99)",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in report["summary"].items():
         ex = s["executed"]
-        cells = [name, *[f"{s[f'l1@{h}']:.4f}" for h in hs], f"{s[f'rmse@{hs[-1]}']:.4f}",
-                 f"{ex['velocity_fluctuation']:.5f}", f"{ex['acceleration_fluctuation']:.5f}",
-                 f"{ex['min_acceleration']:.5f}", f"{s['latency_ms_median']:.2f} / {s['latency_ms_p99']:.2f}"]
+        cells = [
+            name,
+            *[f"{s[f'l1@{h}']:.4f}" for h in hs],
+            f"{s[f'rmse@{hs[-1]}']:.4f}",
+            f"{ex['velocity_fluctuation']:.5f}",
+            f"{ex['acceleration_fluctuation']:.5f}",
+            f"{ex['min_acceleration']:.5f}",
+            f"{s['latency_ms_median']:.2f} / {s['latency_ms_p99']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -322,9 +373,11 @@ def markdown_report(report: dict[str, Any]) -> str:
     parts = ["# Offline evaluation", "", comparison_table(report), ""]
     for name, s in report["summary"].items():
         joints = ", ".join(f"{x:.4f}" for x in s["l1_per_joint"])
-        parts.append(f"- **{name}**: {s['steps']} steps from {len(s['bags'])} bag(s); L1 per joint: {joints}; "
-                     f"predicted-chunk acceleration fluctuation {s['predicted']['acceleration_fluctuation']:.5f}, "
-                     f"recorded {s['recorded']['acceleration_fluctuation']:.5f}")
+        parts.append(
+            f"- **{name}**: {s['steps']} steps from {len(s['bags'])} bag(s); L1 per joint: {joints}; "
+            f"predicted-chunk acceleration fluctuation {s['predicted']['acceleration_fluctuation']:.5f}, "
+            f"recorded {s['recorded']['acceleration_fluctuation']:.5f}"
+        )
     if report["skipped"]:
         parts += ["", "## Skipped bags", ""] + [f"- `{Path(b).name}`: {r}" for b, r in report["skipped"].items()]
     parts += ["", "## Figures", ""] + [f"![{k}]({v})" for k, v in report["figures"].items()]

@@ -1,0 +1,192 @@
+"""`ccol sim-eval`: closed-loop rollouts of a checkpoint in the simulated world.
+
+Each control period: render the camera, `CCoLPolicy.predict_chunk`, ACT temporal ensembling, the policy node's
+`SafetyFilter`, then the first target is commanded; the same inference path as `policy_node` without DDS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ccol_policy.control import SafetyFilter
+from ccol_policy.metrics import smoothness
+from ccol_policy.policy import CCoLPolicy, TemporalEnsembler
+from ccol_sim.env import TASKS, PandaTable
+
+log = logging.getLogger(__name__)
+EVAL_SEED_OFFSET = 1_000_000  # evaluation scenes never coincide with demonstration scenes
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class Rollout:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    holds: int
+    executed: np.ndarray  # (T, 8) commanded joint targets
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def rollout(
+    env: PandaTable,
+    policy: CCoLPolicy,
+    task: str,
+    seed: int,
+    rate_hz: float,
+    max_seconds: float,
+    arm_id: str = "panda",
+    ensemble_m: float = 0.01,
+    record_video: bool = False,
+) -> Rollout:
+    env.reset(seed)
+    policy.set_instruction(task)
+    ens = TemporalEnsembler(policy.chunk_size, policy.cfg.model.action_dim, ensemble_m)
+    safety = SafetyFilter(arm_id, dt=1.0 / rate_hz, max_first_step=0.15)
+    executed, frames, holds = [], [], 0
+    steps = int(max_seconds * rate_hz)
+    for step in range(steps):
+        image = env.render()
+        q = env.qpos8()
+        ens.add(step, policy.predict_chunk(image, q))
+        target, reason = safety.filter(ens.trajectory(step, 1), q)
+        if reason:  # as on the robot: hold where we are
+            holds += 1
+            target = q[None]
+        env.command(target[0, :7], float(target[0, 7]))
+        executed.append(target[0])
+        if record_video and step % 2 == 0:
+            frames.append(image)
+        env.step(1.0 / rate_hz)
+        if env.success(task):
+            return Rollout(task, seed, True, step + 1, holds, np.array(executed), frames)
+    return Rollout(task, seed, False, steps, holds, np.array(executed), frames)
+
+
+def save_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:
+    import imageio.v2 as imageio
+
+    imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+
+
+def sim_eval(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    tasks: list[str] | None = None,
+    episodes: int = 10,
+    seed: int = 0,
+    device: str = "cpu",
+    max_seconds: float = 12.0,
+    videos: int = 0,
+    image_size: tuple[int, int] = (160, 120),
+    progress: bool = True,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
+    rate = policy.ckpt.meta.get("control_rate_hz") or 30.0
+    tasks = tasks or [t for t in TASKS if t in policy.ckpt.instructions] or list(TASKS)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
+    env = PandaTable(render_size=image_size)
+    jobs = [(t, seed + EVAL_SEED_OFFSET + i) for t in tasks for i in range(episodes)]
+    iterator = jobs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(jobs, desc=f"sim-eval {name or Path(checkpoint).parent.name}", unit="episode")
+    results: dict[str, list[Rollout]] = {t: [] for t in tasks}
+    for i, (task, s) in enumerate(iterator):
+        video = i % episodes < videos
+        r = rollout(env, policy, task, s, rate, max_seconds, record_video=video)
+        results[task].append(r)
+        if video:
+            save_gif(r.frames, out / f"{task.replace(' ', '_')}_{s}.gif", rate / 2)
+        if progress:
+            iterator.set_postfix(success=f"{sum(x.success for rs in results.values() for x in rs)}/{i + 1}")
+    env.close()
+    summary = {}
+    for task, rs in results.items():
+        n_ok = sum(r.success for r in rs)
+        smooth = [smoothness(r.executed[:, :7]) for r in rs if len(r.executed) >= 3]
+        summary[task] = {
+            "episodes": len(rs),
+            "successes": n_ok,
+            "success_rate": n_ok / len(rs),
+            "ci95": wilson_interval(n_ok, len(rs)),
+            "mean_steps": float(np.mean([r.steps for r in rs])),
+            "holds": int(sum(r.holds for r in rs)),
+            **{
+                k: float(np.mean([s[k] for s in smooth]))
+                for k in ("velocity_fluctuation", "acceleration_fluctuation", "min_acceleration")
+            },
+        }
+    report = {"checkpoint": str(checkpoint), "control_rate_hz": rate, "seed": seed, "tasks": summary}
+    (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
+    (out / "sim_eval.md").write_text(f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n")
+    return report
+
+
+def table(reports: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| policy | task | success | 95% CI | vel. fluct. | acc. fluct. | min acc. |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rep in reports.items():
+        for task, s in rep["tasks"].items():
+            lo, hi = s["ci95"]
+            lines.append(
+                f"| {name} | {task} | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | "
+                f"{100 * lo:.0f}-{100 * hi:.0f}% | {s['velocity_fluctuation']:.4f} | "
+                f"{s['acceleration_fluctuation']:.4f} | {s['min_acceleration']:.4f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot_success(reports: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(reports)
+    tasks = list(next(iter(reports.values()))["tasks"])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        s = [reports[name]["tasks"][t] for t in tasks]
+        rate = np.array([x["success_rate"] for x in s])
+        lo = rate - np.array([x["ci95"][0] for x in s])
+        hi = np.array([x["ci95"][1] for x in s]) - rate
+        ax.bar(
+            np.arange(len(tasks)) + i * width, 100 * rate, width, yerr=100 * np.stack([lo, hi]), capsize=3, label=name
+        )
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(names) - 1) / 2, tasks)
+    ax.set_ylabel("success (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    ax.set_title("closed-loop success in simulation (95% CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,144 @@
+"""Scripted demonstrations written as episode bags, exactly as the recorder writes them (same topics, types,
+episode.json), without a ROS graph: what `record.launch.py use_sim:=true` records, in one process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+
+from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.teacher import plan
+from ccol_teleop.episodes import INSTRUCTION_TOPIC, EpisodeWriter, next_index
+
+log = logging.getLogger(__name__)
+TS = get_typestore(Stores.ROS2_JAZZY)
+EPOCH = 1_700_000_000.0  # sim time 0 as a wall-clock-like stamp
+COLOR = "/camera/camera/color/image_raw"
+DEPTH = "/camera/camera/aligned_depth_to_color/image_raw"
+
+
+def _header(t: float, frame: str = "") -> object:
+    s = EPOCH + t
+    return TS.types["std_msgs/msg/Header"](
+        stamp=TS.types["builtin_interfaces/msg/Time"](sec=int(s), nanosec=int(round((s % 1) * 1e9)) % 1_000_000_000),
+        frame_id=frame,
+    )
+
+
+def joint_state_cdr(names: list[str], pos: np.ndarray, t: float) -> bytes:
+    msg = TS.types["sensor_msgs/msg/JointState"](
+        header=_header(t), name=names, position=np.asarray(pos, np.float64), velocity=np.zeros(0), effort=np.zeros(0)
+    )
+    return TS.serialize_cdr(msg, "sensor_msgs/msg/JointState")
+
+
+def image_cdr(img: np.ndarray, t: float, encoding: str = "rgb8") -> bytes:
+    h, w = img.shape[:2]
+    msg = TS.types["sensor_msgs/msg/Image"](
+        header=_header(t, "camera_color_optical_frame"),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=0,
+        step=int(img.strides[0]),
+        data=np.ascontiguousarray(img).reshape(-1).view(np.uint8),
+    )
+    return TS.serialize_cdr(msg, "sensor_msgs/msg/Image")
+
+
+@dataclass
+class DemoRow:
+    task: str
+    seed: int
+    success: bool
+    path: str
+
+
+def record_episode(
+    env: PandaTable,
+    out_dir: Path,
+    task: str,
+    seed: int,
+    arm_id: str = "panda",
+    joint_rate_hz: float = 100.0,
+    camera_rate_hz: float = 30.0,
+    depth: bool = False,
+) -> DemoRow:
+    env.reset(seed)
+    arm = [f"{arm_id}_joint{i}" for i in range(1, 8)]
+    fingers = [f"{arm_id}_finger_joint1", f"{arm_id}_finger_joint2"]
+    topics = {
+        "/joint_states": "sensor_msgs/msg/JointState",
+        f"/{arm_id}_gripper/joint_states": "sensor_msgs/msg/JointState",
+        COLOR: "sensor_msgs/msg/Image",
+    }
+    if depth:
+        topics[DEPTH] = "sensor_msgs/msg/Image"
+    meta = {
+        "instruction": task,
+        "arm_id": arm_id,
+        "topics": topics,
+        "source": "ccol_sim scripted teacher",
+        "sim": True,
+        "seed": seed,
+    }
+    writer = EpisodeWriter(out_dir, next_index(out_dir), topics, meta)
+    try:
+        writer.write(
+            INSTRUCTION_TOPIC,
+            int(EPOCH * 1e9),
+            TS.serialize_cdr(TS.types["std_msgs/msg/String"](data=task), "std_msgs/msg/String"),
+        )
+        targets = plan(env, task, np.random.default_rng(seed + 7919), joint_rate_hz)
+        dt = 1.0 / joint_rate_hz
+        next_frame = 0.0
+        start = env.time
+        for row in targets:
+            t = env.time - start
+            ns = int((EPOCH + t) * 1e9)
+            writer.write("/joint_states", ns, joint_state_cdr(arm, env.joints(), t))
+            w = env.gripper_width() / 2
+            writer.write(f"/{arm_id}_gripper/joint_states", ns, joint_state_cdr(fingers, np.array([w, w]), t))
+            if t + 1e-9 >= next_frame:
+                writer.write(COLOR, ns, image_cdr(env.render(), t))
+                if depth:
+                    mm = np.clip(env.render_depth() * 1000, 0, 65535).astype("<u2")
+                    writer.write(DEPTH, ns, image_cdr(mm, t, "16UC1"))
+                next_frame += 1.0 / camera_rate_hz
+            env.command(row[:7], row[7])
+            env.step(dt)
+        success = env.success(task)
+        path = writer.close(success=success, task=task)
+    except BaseException:
+        writer.discard()
+        raise
+    return DemoRow(task, seed, success, str(path))
+
+
+def record_demonstrations(
+    out_dir: str | Path,
+    episodes_per_task: int,
+    seed: int = 0,
+    tasks: tuple[str, ...] = TASKS,
+    image_size: tuple[int, int] = (160, 120),
+    progress: bool = True,
+) -> list[DemoRow]:
+    """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = PandaTable(render_size=image_size)
+    jobs = [
+        (task, seed * 100_003 + i * len(tasks) + j) for i in range(episodes_per_task) for j, task in enumerate(tasks)
+    ]
+    iterator = jobs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(jobs, desc="record demos", unit="episode")
+    rows = [record_episode(env, out, task, s) for task, s in iterator]
+    env.close()
+    return rows
