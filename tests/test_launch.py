@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_FILES = sorted((ROOT / "ccol_bringup" / "launch").glob("*.launch.py"))
+LAUNCH_FILES = sorted((ROOT / "ccol_bringup" / "launch").glob("*.launch.py")) + sorted(
+    (ROOT / "ccol_sim" / "launch").glob("*.launch.py")
+)
 
 
 def _console_scripts(package: str) -> set[str]:

@@ -82,7 +82,9 @@ def waypoints(env: PandaTable, task: str, rng: np.random.Generator) -> list[tupl
             (np.array([c[0], c[1], h]), yaw, MAX_WIDTH, 1.0),
             (np.array([c[0], c[1], h]), yaw, 0.0, 0.7),
             (np.array([c[0], c[1], h]), yaw, 0.0, 0.3),
-            (np.array([*goal, h]), yaw, 0.0, 0.8 + 5.0 * np.linalg.norm(goal - c[:2])),
+            (np.array([c[0], c[1], h + 0.004]), yaw, 0.0, 0.3),  # just off the table: no friction to tear it away
+            (np.array([*goal, h + 0.004]), yaw, 0.0, 0.8 + 5.0 * np.linalg.norm(goal - c[:2])),
+            (np.array([*goal, h]), yaw, 0.0, 0.3),
             (np.array([*goal, h]), yaw, MAX_WIDTH, 0.5),
             (np.array([*goal, 0.12]) + jitter(), yaw, MAX_WIDTH, 0.8),
         ]

@@ -1,0 +1,268 @@
+"""`sim_node`: the simulated Panda on the topics of franka_ros2 and realsense-ros.
+
+Publishes `/joint_states` and `/<arm_id>_gripper/joint_states` at `joint_rate_hz` (>= 100), the colour image
+(+ camera info, optional aligned depth) at `camera_rate_hz` on `/camera/camera/...`, stamped with the node clock.
+
+mode:=follow      follows trajectory_msgs/JointTrajectory on the joint_trajectory_controller topic, interpolating
+                  in time from the state at receipt as joint_trajectory_controller does (an empty trajectory
+                  holds), and the policy node's gripper width (std_msgs/Float64). `~/reset` (std_srvs/Trigger)
+                  draws a new scene.
+mode:=kinesthetic the scripted teacher performs `instruction` while the recorder records: for each episode the
+                  node resets the scene, calls the recorder's `~/start`, demonstrates, and calls `~/stop` (or
+                  `~/stop_failure` when the teacher failed).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.teacher import plan
+
+DEFAULTS: dict[str, Any] = {
+    "arm_id": "panda",
+    "mode": "follow",  # follow | kinesthetic
+    "instruction": "lift the pen",  # kinesthetic: the task the teacher demonstrates
+    "episodes": 10,  # kinesthetic: demonstrations to record (0: until stopped)
+    "seed": 0,
+    "joint_rate_hz": 200.0,
+    "camera_rate_hz": 30.0,
+    "image_width": 640,
+    "image_height": 480,
+    "publish_depth": False,
+    "trajectory_topic": "/joint_trajectory_controller/joint_trajectory",
+    "gripper_command_topic": "/policy_node/gripper_width",
+    "recorder_node": "/recorder_node",
+    "settle_s": 1.5,  # kinesthetic: pause between episodes (the recorder checks topic rates before starting)
+}
+
+
+class ActiveTrajectory:
+    """Time-parameterised joint targets: linear interpolation from the state at receipt through the points."""
+
+    def __init__(self, start_time: float, start: np.ndarray, times: np.ndarray, points: np.ndarray) -> None:
+        self.t = np.concatenate([[0.0], times]) + start_time
+        self.q = np.vstack([start, points])
+
+    def sample(self, now: float) -> np.ndarray:
+        return np.array([np.interp(now, self.t, self.q[:, j]) for j in range(self.q.shape[1])])
+
+
+class SimNode(Node):
+    def __init__(self, parameter_overrides: dict[str, Any] | None = None) -> None:
+        overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
+        super().__init__("sim_node", parameter_overrides=overrides)
+        for name, default in DEFAULTS.items():
+            self.declare_parameter(name, default)
+        p = self._param
+        self.arm_id = p("arm_id")
+        self.arm_joints = [f"{self.arm_id}_joint{i}" for i in range(1, 8)]
+        self.fingers = [f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"]
+        self.mode = p("mode")
+        if self.mode not in ("follow", "kinesthetic"):
+            raise ValueError(f"mode must be 'follow' or 'kinesthetic', got {self.mode!r}")
+        if self.mode == "kinesthetic" and p("instruction") not in TASKS:
+            raise ValueError(f"the scripted teacher knows {list(TASKS)}, not {p('instruction')!r}")
+        self.env = PandaTable(render_size=(p("image_width"), p("image_height")))
+        self.seed = int(p("seed"))
+        self.env.reset(self.seed)
+        self.dt = 1.0 / p("joint_rate_hz")
+        self.target = self.env.joints()
+        self.width = self.env.gripper_width()
+        self.trajectory: ActiveTrajectory | None = None
+        self.sim_start = self.env.time
+        self.wall_start = self._now()
+
+        sensor = qos_profile_sensor_data
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", sensor)
+        self.gripper_pub = self.create_publisher(JointState, f"/{self.arm_id}_gripper/joint_states", sensor)
+        self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", sensor)
+        self.info_pub = self.create_publisher(CameraInfo, "/camera/camera/color/camera_info", sensor)
+        self.depth_pub = (
+            self.create_publisher(Image, "/camera/camera/aligned_depth_to_color/image_raw", sensor)
+            if p("publish_depth")
+            else None
+        )
+        self.create_subscription(JointTrajectory, p("trajectory_topic"), self._on_trajectory, 10)
+        self.create_subscription(Float64, p("gripper_command_topic"), self._on_gripper, 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_timer(self.dt, self._tick)
+        self.create_timer(1.0 / p("camera_rate_hz"), self._camera)
+        self.episodes_done = 0
+        self.demo: dict[str, Any] | None = None
+        if self.mode == "kinesthetic":
+            rec = p("recorder_node")
+            self.recorder_clients = {
+                name: self.create_client(Trigger, f"{rec}/{name}") for name in ("start", "stop", "stop_failure")
+            }
+            self._pending = None
+            self._next_episode_at = self._now() + p("settle_s")
+        self.get_logger().info(
+            f"simulated Panda up: mode={self.mode}, joints at {1 / self.dt:.0f} Hz, camera "
+            f"{p('image_width')}x{p('image_height')} at {p('camera_rate_hz'):.0f} Hz"
+        )
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ commands
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if self.mode != "follow":
+            return
+        if not msg.points:
+            self.trajectory = None
+            self.target = self.env.joints()  # an empty trajectory: stop and hold here
+            return
+        index = {n: i for i, n in enumerate(msg.joint_names)}
+        if any(n not in index for n in self.arm_joints):
+            self.get_logger().error(
+                f"trajectory joints {list(msg.joint_names)} are not {self.arm_joints}; ignored",
+                throttle_duration_sec=2.0,
+            )
+            return
+        order = [index[n] for n in self.arm_joints]
+        times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+        pts = np.array([[p.positions[i] for i in order] for p in msg.points])
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        start = stamp if stamp > 0 else self._now()
+        current = self.trajectory.sample(self._now()) if self.trajectory is not None else self.target
+        self.trajectory = ActiveTrajectory(start, current, times, pts)
+
+    def _on_gripper(self, msg: Float64) -> None:
+        if self.mode == "follow" and np.isfinite(msg.data):
+            self.width = float(np.clip(msg.data, 0.0, 0.08))
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.seed += 1
+        self.env.reset(self.seed)
+        self.trajectory = None
+        self.target, self.width = self.env.joints(), self.env.gripper_width()
+        response.success, response.message = True, f"new scene from seed {self.seed}"
+        return response
+
+    # ------------------------------------------------------------------ simulation
+    def _tick(self) -> None:
+        now = self._now()
+        if self.mode == "kinesthetic":
+            self._teacher(now)
+        elif self.trajectory is not None:
+            self.target = self.trajectory.sample(now)
+        self.env.command(self.target, self.width)
+        self.env.step(self.dt)
+        stamp = self.get_clock().now().to_msg()
+        js = JointState(name=list(self.arm_joints), position=self.env.joints().tolist())
+        js.header.stamp = stamp
+        self.joint_pub.publish(js)
+        w = self.env.gripper_width() / 2
+        gs = JointState(name=list(self.fingers), position=[w, w])
+        gs.header.stamp = stamp
+        self.gripper_pub.publish(gs)
+
+    def _camera(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        img = self.env.render()
+        h, w = img.shape[:2]
+        msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3, data=img.tobytes())
+        msg.header.stamp = stamp
+        msg.header.frame_id = "camera_color_optical_frame"
+        self.image_pub.publish(msg)
+        f = 0.5 * h / np.tan(np.deg2rad(self.env.model.cam_fovy[self.env.ids.camera]) / 2)
+        info = CameraInfo(
+            width=w,
+            height=h,
+            distortion_model="plumb_bob",
+            d=[0.0] * 5,
+            k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0],
+        )
+        info.header = msg.header
+        self.info_pub.publish(info)
+        if self.depth_pub is not None:
+            mm = np.clip(self.env.render_depth() * 1000, 0, 65535).astype("<u2")
+            d = Image(height=h, width=w, encoding="16UC1", is_bigendian=0, step=w * 2, data=mm.tobytes())
+            d.header = msg.header
+            self.depth_pub.publish(d)
+
+    # ------------------------------------------------------------------ kinesthetic teacher
+    def _teacher(self, now: float) -> None:
+        task = self._param("instruction")
+        if self._pending is not None:  # waiting for a recorder service
+            if not self._pending[1].done():
+                return
+            kind, fut = self._pending
+            self._pending = None
+            result = fut.result()
+            if kind == "start":
+                if not result.success:
+                    self.get_logger().warning(f"recorder refused to start: {result.message}; retrying")
+                    self._next_episode_at = now + 1.0
+                    self.demo = None
+                    return
+                self.demo["started"] = True
+            else:
+                self.get_logger().info(f"episode {self.episodes_done} done: {result.message}")
+                self.demo = None
+                self._next_episode_at = now + self._param("settle_s")
+            return
+        if self.demo is None:
+            total = self._param("episodes")
+            if total and self.episodes_done >= total:
+                return
+            if now < self._next_episode_at:
+                return
+            if not self.recorder_clients["start"].service_is_ready():
+                self.get_logger().info("waiting for the recorder's ~/start service", throttle_duration_sec=5.0)
+                return
+            self.seed += 1
+            self.env.reset(self.seed)
+            self.target, self.width = self.env.joints(), self.env.gripper_width()
+            rows = plan(self.env, task, np.random.default_rng(self.seed + 7919), 1.0 / self.dt)
+            self.demo = {"rows": rows, "i": 0, "started": False}
+            self._pending = ("start", self.recorder_clients["start"].call_async(Trigger.Request()))
+            return
+        if not self.demo["started"]:
+            return
+        rows = self.demo["rows"]
+        if self.demo["i"] < len(rows):
+            self.target, self.width = rows[self.demo["i"], :7], float(rows[self.demo["i"], 7])
+            self.demo["i"] += 1
+            return
+        ok = self.env.success(task)
+        self.episodes_done += 1
+        self._pending = ("stop", self.recorder_clients["stop" if ok else "stop_failure"].call_async(Trigger.Request()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = SimNode()
+    except (ValueError, FileNotFoundError) as exc:
+        rclpy.logging.get_logger("sim_node").fatal(str(exc))
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.env.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The simulated world: scripted teachers, rendering, the ROS sim node, recording through the real recorder and a
+closed-loop smoke run through the real policy node."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+pytest.importorskip("mujoco", reason="mujoco not installed")
+
+from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.evaluate import rollout, wilson_interval
+from ccol_sim.teacher import demonstrate
+
+
+@pytest.fixture(scope="module")
+def env() -> PandaTable:
+    e = PandaTable(render_size=(96, 72))
+    yield e
+    e.close()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_scripted_teacher_succeeds_on_most_seeds(env: PandaTable, task: str) -> None:
+    results = []
+    for seed in range(100, 110):
+        env.reset(seed)
+        results.append(demonstrate(env, task, seed))
+    assert sum(results) >= 8, results
+
+
+def test_scene_is_seeded_and_rendered(env: PandaTable) -> None:
+    a = env.reset(3)
+    img = env.render()
+    b = env.reset(3)
+    np.testing.assert_array_equal(a.red, b.red)
+    np.testing.assert_array_equal(env.render(), img)
+    assert img.shape == (72, 96, 3) and img.dtype == np.uint8
+    red = (img[..., 0] > 150) & (img[..., 1] < 80) & (img[..., 2] < 80)
+    assert red.sum() > 3  # the red cube is in view
+    assert env.reset(4).red.tolist() != a.red.tolist()
+    assert not any(env.success(t) for t in TASKS)  # nothing is solved at reset
+    depth = env.render_depth()
+    assert depth.shape == (72, 96) and 0.3 < np.median(depth) < 2.0
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.490, abs=1e-3) and hi == pytest.approx(0.943, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_closed_loop_rollout_uses_the_policy(env: PandaTable, synthetic_dir: Path, tmp_path: Path) -> None:
+    from ccol_policy.policy import CCoLPolicy
+    from ccol_policy.training import train
+
+    from conftest import tiny_config
+
+    train(tiny_config(**{"train.steps": 5}), [synthetic_dir], tmp_path, progress=False)
+    policy = CCoLPolicy.from_checkpoint(tmp_path / "best", device="cpu")
+    r = rollout(env, policy, "lift the pen", seed=5, rate_hz=20.0, max_seconds=1.0, record_video=True)
+    assert r.steps == 20 and r.executed.shape == (20, 8) and len(r.frames) == 10
+    assert policy.instruction == "lift the pen"
+
+
+# ---------------------------------------------------------------------------------------------------- ROS
+rclpy = pytest.importorskip("rclpy", reason="rclpy wheels not installed")
+
+from ros_harness import spin_for, spin_until  # noqa: E402
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor()
+    yield ex
+    ex.shutdown()
+    rclpy.shutdown()
+
+
+def test_sim_node_topics_rates_and_trajectory_following(ros) -> None:
+    import time
+
+    from builtin_interfaces.msg import Duration
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from ccol_sim.sim_node import SimNode
+
+    sim = SimNode({"image_width": 96, "image_height": 72, "joint_rate_hz": 200.0})
+    probe = rclpy.create_node("probe")
+    joints, images, grip = [], [], []
+    probe.create_subscription(
+        JointState, "/joint_states", lambda m: joints.append((time.monotonic(), m)), qos_profile_sensor_data
+    )
+    probe.create_subscription(
+        Image, "/camera/camera/color/image_raw", lambda m: images.append((time.monotonic(), m)), qos_profile_sensor_data
+    )
+    probe.create_subscription(JointState, "/panda_gripper/joint_states", grip.append, qos_profile_sensor_data)
+    pub = probe.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory", 10)
+    ros.add_node(sim)
+    ros.add_node(probe)
+    spin_for(ros, 2.0)
+    span = joints[-1][0] - joints[len(joints) // 2][0]
+    joint_rate = (len(joints) - len(joints) // 2 - 1) / span
+    image_rate = (len(images) - len(images) // 2 - 1) / (images[-1][0] - images[len(images) // 2][0])
+    assert joint_rate >= 100, joint_rate
+    assert 20 <= image_rate <= 40, image_rate
+    m = joints[-1][1]
+    assert m.name == [f"panda_joint{i}" for i in range(1, 8)] and m.header.stamp.sec > 0
+    img = images[-1][1]
+    assert (img.width, img.height, img.encoding) == (96, 72, "rgb8") and len(img.data) == 96 * 72 * 3
+    assert grip and grip[-1].name == ["panda_finger_joint1", "panda_finger_joint2"]
+    # a 1 s move of joint 1 by +0.3 rad and joint 4 by +0.2 rad: tracked in time
+    q0 = np.array(m.position)
+    goal = q0 + np.array([0.3, 0, 0, 0.2, 0, 0, 0])
+    traj = JointTrajectory(joint_names=list(m.name))
+    for k in range(1, 11):
+        traj.points.append(
+            JointTrajectoryPoint(
+                positions=(q0 + (goal - q0) * k / 10).tolist(), time_from_start=Duration(sec=0, nanosec=int(k * 1e8))
+            )
+        )
+    pub.publish(traj)
+    t_sent = time.monotonic()
+    spin_until(ros, lambda: time.monotonic() - t_sent > 0.5, 2.0)
+    mid = np.array(joints[-1][1].position)
+    spin_until(ros, lambda: time.monotonic() - t_sent > 1.6, 3.0)
+    end = np.array(joints[-1][1].position)
+    assert np.abs(end - goal).max() < 0.01, end - goal
+    assert 0.05 < mid[0] - q0[0] < 0.25  # halfway there at half time, not jumped to the goal
+    sim.destroy_node()
+    probe.destroy_node()
+
+
+def test_kinesthetic_mode_records_through_the_real_recorder(ros, tmp_path: Path) -> None:
+    from ccol_sim.sim_node import SimNode
+    from ccol_teleop.recorder_node import RecorderNode
+
+    sim = SimNode(
+        {
+            "mode": "kinesthetic",
+            "instruction": "lift the pen",
+            "episodes": 1,
+            "image_width": 64,
+            "image_height": 48,
+            "joint_rate_hz": 100.0,
+            "settle_s": 1.5,
+        }
+    )
+    rec = RecorderNode(
+        {
+            "output_dir": str(tmp_path),
+            "instruction": "lift the pen",
+            "arm_id": "panda",
+            "keyboard": False,
+            "status_period_s": 2.0,
+        }
+    )
+    ros.add_node(sim)
+    ros.add_node(rec)
+    assert spin_until(ros, lambda: rec.saved, 40.0), "no episode saved"
+    meta = json.loads((rec.saved[0] / "episode.json").read_text())
+    assert meta["instruction"] == "lift the pen" and meta["success"] is True
+    assert meta["frame_counts"]["/joint_states"] > 300 and meta["frame_counts"]["/camera/camera/color/image_raw"] > 80
+    from ccol_policy.bags import BagTopics, SyncConfig
+    from ccol_policy.dataset_builder import build_dataset
+
+    rows = build_dataset(
+        [tmp_path],
+        tmp_path / "ds",
+        BagTopics(arm_id="panda"),
+        SyncConfig(control_rate_hz=30.0, image_width=32, image_height=32),
+        progress=False,
+    )
+    assert rows[0].status == "ok", rows[0].reason
+    sim.destroy_node()
+    rec.destroy_node()
+
+
+def test_closed_loop_smoke_through_the_policy_node(ros, synthetic_dir: Path, tmp_path: Path) -> None:
+    from std_srvs.srv import SetBool
+
+    from ccol_policy.policy import CCoLPolicy
+    from ccol_policy.policy_node import PolicyNode
+    from ccol_policy.training import train
+    from ccol_sim.sim_node import SimNode
+
+    from conftest import tiny_config
+
+    train(tiny_config(**{"train.steps": 5}), [synthetic_dir], tmp_path, progress=False)
+    policy = CCoLPolicy.from_checkpoint(tmp_path / "best", device="cpu")
+    sim = SimNode({"image_width": 64, "image_height": 48, "joint_rate_hz": 100.0})
+    node = PolicyNode(
+        policy,
+        {
+            "arm_id": "panda",
+            "instruction": "lift the pen",
+            "rate_hz": 15.0,
+            "execution_mode": "ensemble",
+            "max_first_step_rad": 3.0,
+            "velocity_scale": 100.0,
+            "gripper_mode": "topic",
+        },
+    )
+    ros.add_node(sim)
+    ros.add_node(node)
+    client = node.create_client(SetBool, "/policy_node/enable")
+    assert client.wait_for_service(timeout_sec=5)
+    q_before = sim.env.joints()
+    fut = client.call_async(SetBool.Request(data=True))
+    assert spin_until(ros, fut.done, 5)
+    assert spin_until(ros, lambda: node.commands >= 10, 20.0), node.hold_reason
+    assert sim.trajectory is not None  # the simulator is following the policy's trajectories
+    assert np.abs(sim.env.joints() - q_before).max() > 1e-3
+    sim.destroy_node()
+    node.destroy_node()
