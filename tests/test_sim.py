@@ -223,3 +223,21 @@ def test_closed_loop_smoke_through_the_policy_node(ros, synthetic_dir: Path, tmp
     assert np.abs(sim.env.joints() - q_before).max() > 1e-3
     sim.destroy_node()
     node.destroy_node()
+
+
+def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from ccol_sim.pipeline import run_sim_demo
+
+    with caplog.at_level(logging.INFO):
+        reports = run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5)
+    assert set(reports["ccol"]["tasks"]) == set(TASKS)
+    assert len(list((tmp_path / "dataset").glob("*.hdf5"))) == 3
+    assert (tmp_path / "success.png").stat().st_size > 2000 and "| ccol | lift the pen |" in (
+        tmp_path / "report.md").read_text()
+    assert len(list((tmp_path / "eval_ccol").glob("*.gif"))) == 3
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5)
+    assert "stage 1/4" not in caplog.text and "stage 2/4" not in caplog.text

@@ -50,8 +50,8 @@ def run_sim_demo(
         )
         marker.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     if not (dataset / ".complete").is_file():
-        log.info("stage 2/4: build-dataset (30 Hz grid, %dx%d images)", image_size, image_size)
-        cfg = SyncConfig(control_rate_hz=30.0, image_width=image_size, image_height=image_size)
+        log.info("stage 2/4: build-dataset (%g Hz grid, %dx%d images)", control_rate_hz, image_size, image_size)
+        cfg = SyncConfig(control_rate_hz=control_rate_hz, image_width=image_size, image_height=image_size)
         rows = build_dataset([bags], dataset, BagTopics(arm_id="panda"), cfg)
         log.info("build-dataset summary:\n%s", summary_table(rows))
         (dataset / ".complete").write_text("ok\n")
