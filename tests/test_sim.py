@@ -235,7 +235,8 @@ def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog)
     assert set(reports["ccol"]["tasks"]) == set(TASKS)
     assert len(list((tmp_path / "dataset").glob("*.hdf5"))) == 3
     assert (tmp_path / "success.png").stat().st_size > 2000 and "| ccol | lift the pen |" in (
-        tmp_path / "report.md").read_text()
+        tmp_path / "report.md"
+    ).read_text()
     assert len(list((tmp_path / "eval_ccol").glob("*.gif"))) == 3
     caplog.clear()
     with caplog.at_level(logging.INFO):
