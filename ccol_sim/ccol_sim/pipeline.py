@@ -30,6 +30,8 @@ def run_sim_demo(
     compare_act: bool = False,
     image_size: int = 64,
     seed: int = 0,
+    control_rate_hz: float = 10.0,
+    max_seconds: float = 12.0,
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
