@@ -67,7 +67,13 @@ def run_sim_demo(
         train(cfg, [dataset], run, device="cpu", resume=(run / "latest" / "train_state.pt").is_file())
         log.info("stage 4/4: closed-loop evaluation of %s, %d episodes per task", name, eval_episodes)
         reports[name] = sim_eval(
-            run / "best", out / f"eval_{name}", episodes=eval_episodes, seed=seed, videos=1, name=name
+            run / "best",
+            out / f"eval_{name}",
+            episodes=eval_episodes,
+            seed=seed,
+            videos=1,
+            name=name,
+            max_seconds=max_seconds,
         )
     plot_success(reports, out / "success.png")
     text = table(reports)
