@@ -55,6 +55,7 @@ def world(policy: CCoLPolicy, observation):
             "status_rate_hz": 10.0,
             "gripper_mode": "topic",
             "gripper_min_change_m": 0.0,
+            "max_obs_age_s": 1.0,  # generous: a loaded CI machine must not cause holds the test did not ask for
         },
     )
     ex = SingleThreadedExecutor()
@@ -92,6 +93,7 @@ def test_enabled_node_publishes_safe_chunks(world, policy: CCoLPolicy) -> None:
     _enable(world)
     assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 5, 10.0), _last_status(world)
     lim = LIMITS["panda"]
+    assert world["node"].hold_reason == "", world["node"].hold_reason
     for msg in world["trajs"]:
         assert msg.joint_names == [f"panda_joint{i}" for i in range(1, 8)]
         assert len(msg.points) == policy.chunk_size
@@ -186,3 +188,35 @@ def test_ccol_msgs_status_and_chunk_records(world, policy: CCoLPolicy) -> None:
     assert (c.chunk_size, c.action_dim) == (policy.chunk_size, 8) and len(c.actions) == policy.chunk_size * 8
     assert c.instruction == "lift the pen" and c.inference_ms > 0 and c.joint_names[-1] == "gripper_width"
     assert status[-1].enabled and status[-1].instruction == "lift the pen"
+
+
+def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) -> None:
+    rclpy.init()
+    try:
+        image, qpos = observation
+        robot = FakeRobot("panda", qpos, image)
+        node = PolicyNode(
+            policy,
+            {
+                "arm_id": "panda",
+                "instruction": "lift the pen",
+                "rate_hz": 20.0,
+                "dry_run": True,
+                "max_first_step_rad": 3.0,
+                "velocity_scale": 100.0,
+                "gripper_mode": "topic",
+            },
+        )
+        ex = SingleThreadedExecutor()
+        ex.add_node(robot)
+        ex.add_node(node)
+        controller = robot.listen(JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
+        dry = robot.listen(JointTrajectory, "/policy_node/dry_run_trajectory")
+        grip = robot.listen(Float64, "/policy_node/gripper_width")
+        assert spin_until(ex, lambda: len(dry) >= 3, 10.0), node.hold_reason
+        assert controller == [] and grip == []
+        ex.shutdown()
+        node.destroy_node()
+        robot.destroy_node()
+    finally:
+        rclpy.shutdown()

@@ -7,6 +7,9 @@ Services: `~/enable` (std_srvs/SetBool; the node starts disabled). Topic `~/inst
 Where ccol_msgs is built, also `~/policy_status` (ccol_msgs/PolicyStatus) and `~/action_chunk`
 (ccol_msgs/ActionChunk, every prediction with its latency, for logging).
 
+With `dry_run:=true` (for `ros2 bag play` or a robot under another controller) it predicts every cycle and
+publishes the trajectories on `~/dry_run_trajectory` and `~/action_chunk` only.
+
 Nothing is published from stale, invalid or unsafe data: the cycle holds, says why in the status and a throttled
 warning, and on entering a hold sends an empty trajectory, which makes joint_trajectory_controller stop and hold
 position instead of finishing the previous chunk.
@@ -68,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "max_first_step_rad": 0.1,
     "velocity_scale": 1.0,
     "start_enabled": False,
+    "dry_run": False,  # predict on live or `ros2 bag play` data, publish on ~/dry_run_trajectory, never command
     "status_rate_hz": 2.0,
 }
 
@@ -131,7 +135,13 @@ class PolicyNode(Node):
         if self.use_gripper:
             self.create_subscription(JointState, gripper_topic, self._on_gripper, sensor)
         self.create_subscription(String, "~/instruction", self._on_instruction, 10)
-        self.traj_pub = self.create_publisher(JointTrajectory, p("trajectory_topic"), 10)
+        self.dry_run = bool(p("dry_run"))
+        self.traj_pub = self.create_publisher(
+            JointTrajectory, "~/dry_run_trajectory" if self.dry_run else p("trajectory_topic"), 10
+        )
+        if self.dry_run:
+            self.enabled = True
+            self.hold_reason = "waiting for first cycle"
         self.status_pub = self.create_publisher(DiagnosticArray, "~/status", 10)
         self._ccol_msgs = _import_ccol_msgs()
         if self._ccol_msgs is not None:
@@ -209,6 +219,9 @@ class PolicyNode(Node):
         self._pending_instruction = msg.data
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if self.dry_run:
+            response.success, response.message = False, "dry_run: this node never commands the robot"
+            return response
         self.enabled = bool(request.data)
         self.ensembler.reset()
         self._t0 = None
@@ -339,7 +352,7 @@ class PolicyNode(Node):
         self._holding = False
         self.hold_reason = ""
         self._publish_times.add(time.perf_counter())
-        if self.use_gripper:
+        if self.use_gripper and not self.dry_run:
             self._command_gripper(float(targets[0, 7]))
 
     def _record_chunk(self, chunk: np.ndarray, img_msg_stamp: Any, inference_s: float) -> None:

@@ -1,0 +1,88 @@
+"""End-to-end latency of policy_node over DDS: camera image stamp -> trajectory published, and the achieved rate.
+
+    .venv/bin/python bench/bench_policy_node.py --checkpoint runs/demo/train_ccol/best --rate 67 --seconds 10
+
+A fake Franka (joint states at 100 Hz) and a fake D435i (640x480 rgb8 at 30 Hz) publish with current stamps;
+the node runs at --rate. Prints the node's inference latency, stamp-to-publish latency (median / p99) and the
+achieved command rate against the requested one (the ratio is the figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from ros_harness import FakeRobot, spin_for
+from trajectory_msgs.msg import JointTrajectory
+
+from ccol_policy.policy import CCoLPolicy
+from ccol_policy.policy_node import PolicyNode
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--rate", type=float, default=67.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args()
+    rclpy.init()
+    policy = CCoLPolicy.from_checkpoint(args.checkpoint, device=args.device, half=True)
+    q = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    robot = FakeRobot("fr3", q, image)
+    node = PolicyNode(
+        policy,
+        {
+            "arm_id": "fr3",
+            "instruction": policy.ckpt.instructions[0],
+            "rate_hz": args.rate,
+            "execution_mode": "ensemble",
+            "start_enabled": True,
+            "max_first_step_rad": 3.0,
+            "velocity_scale": 100.0,
+            "gripper_mode": "topic",
+        },
+    )
+    received: list[float] = []
+    robot.create_subscription(
+        JointTrajectory,
+        "/joint_trajectory_controller/joint_trajectory",
+        lambda m: received.append(time.perf_counter()),
+        10,
+    )
+    ex = MultiThreadedExecutor(num_threads=2)
+    ex.add_node(robot)
+    ex.add_node(node)
+    spin_for(ex, 2.0)  # warm up
+    node.latency = type(node.latency)()
+    node.e2e_latency = type(node.e2e_latency)()
+    start, n0 = time.perf_counter(), len(received)
+    spin_for(ex, args.seconds)
+    elapsed = time.perf_counter() - start
+    rate = (len(received) - n0) / elapsed
+    st = node.status()
+    print(f"device {policy.device}, requested {args.rate:.0f} Hz, checkpoint {args.checkpoint}")
+    print(f"inference ms median {st['inference_ms_median']}, p99 {st['inference_ms_p99']}")
+    print(
+        f"image stamp -> trajectory publish ms median {1000 * node.e2e_latency.median():.2f}, "
+        f"p99 {1000 * node.e2e_latency.p99():.2f}"
+    )
+    print(
+        f"achieved {rate:.1f} Hz received by the controller topic; ratio achieved/requested {rate / args.rate:.2f}; "
+        f"holding: {st['hold_reason'] or 'no'}"
+    )
+    ex.shutdown()
+    rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()
