@@ -174,3 +174,24 @@ def test_ode_latent_trajectory_is_smoother_than_per_step_latents() -> None:
     ode_s, step_s = smoothness(ode_path), smoothness(per_step)
     assert np.abs(np.diff(ode_path, axis=0)).max() > 1e-3  # the path does move
     assert ode_s["acceleration_fluctuation"] < 0.2 * step_s["acceleration_fluctuation"], (ode_s, step_s)
+
+
+def test_frozen_backbone_gets_no_gradient() -> None:
+    cfg = _cfg(**{"vision.freeze": True})
+    text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg)
+    model = CCoL(cfg, text.out_dim)
+    out = model(images, qpos, lang, pad, actions=actions, is_pad=is_pad)
+    ccol_loss(out, actions, is_pad, cfg.loss)[0].backward()
+    assert all(p.grad is None for p in model.vision.vit.parameters())
+    assert model.proj_vision[0].weight.grad is not None
+
+
+def test_missing_pretrained_weights_offline_name_the_setting(tmp_path) -> None:
+    from ccol_policy.model.vision import VisionEncoder
+
+    cfg = _cfg(**{"vision.pretrained": str(tmp_path / "no_vit_here")})
+    with pytest.raises(FileNotFoundError, match="vision.pretrained"):
+        VisionEncoder(cfg.vision)
+    cfg = _cfg(**{"text.pretrained": str(tmp_path / "no_roberta_here")})
+    with pytest.raises(FileNotFoundError, match="text.pretrained"):
+        InstructionEncoder(cfg.text)
