@@ -134,7 +134,7 @@ def _bag_config(args: argparse.Namespace, image_size: str = "224x224"):
         depth=args.depth_topic,
     )
     cfg = SyncConfig(
-        control_rate_hz=args.rate,
+        control_rate_hz=args.rate or 30.0,
         max_image_age_s=args.max_image_age,
         max_joint_gap_s=args.max_joint_gap,
         image_width=w,

@@ -64,7 +64,7 @@ def run_sim_demo(
         cfg = load_config(resolve_preset("small_cpu"), overrides=overrides, ablation=ablation)
         run = out / f"train_{name}"
         log.info("stage 3/4: training %s (%d steps, small_cpu preset)", name, cfg.train.steps)
-        train(cfg, [dataset], run, device="cpu", resume=(run / "latest" / "train_state.pt").is_file())
+        result = train(cfg, [dataset], run, device="cpu", resume=(run / "latest" / "train_state.pt").is_file())
         log.info("stage 4/4: closed-loop evaluation of %s, %d episodes per task", name, eval_episodes)
         reports[name] = sim_eval(
             run / "best",
@@ -75,8 +75,13 @@ def run_sim_demo(
             name=name,
             max_seconds=max_seconds,
         )
+        reports[name]["held_out_action_l1"] = result.best_val_l1
     plot_success(reports, out / "success.png")
-    text = table(reports)
+    text = (
+        table(reports)
+        + "\n\nOpen loop, held-out demonstration episodes (action L1, rad): "
+        + ", ".join(f"{n} {r['held_out_action_l1']:.4f}" for n, r in reports.items())
+    )
     minutes = (time.perf_counter() - t_start) / 60
     (out / "report.md").write_text(
         f"# CCoL simulation demo\n\n{text}\n\n![success](success.png)\n\nWall time {minutes:.1f} min.\n"
