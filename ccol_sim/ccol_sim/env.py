@@ -32,6 +32,16 @@ def tune_servos(m: mujoco.MjModel) -> None:
     m.actuator_forcerange[7:9] = [-40.0, 40.0]
 
 
+def _renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+    try:
+        return mujoco.Renderer(model, height, width)
+    except Exception as exc:  # noqa: BLE001 - MuJoCo raises FatalError or RuntimeError depending on the backend
+        raise RuntimeError(
+            f"offscreen rendering failed ({exc}); on a machine without a display set MUJOCO_GL=egl (or osmesa) "
+            "before starting"
+        ) from exc
+
+
 @dataclass
 class Layout:
     pen: np.ndarray  # (x, y, yaw)
@@ -131,14 +141,14 @@ class PandaTable:
     def render(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB from the fixed RealSense camera."""
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            self._renderer = _renderer(self.model, self.height, self.width)
         self._renderer.update_scene(self.data, camera=self.ids.camera, scene_option=self.scene_option)
         return self._renderer.render()
 
     def render_depth(self) -> np.ndarray:
         """(H, W) float32 metres."""
         if self._depth_renderer is None:
-            self._depth_renderer = mujoco.Renderer(self.model, self.height, self.width)
+            self._depth_renderer = _renderer(self.model, self.height, self.width)
             self._depth_renderer.enable_depth_rendering()
         self._depth_renderer.update_scene(self.data, camera=self.ids.camera, scene_option=self.scene_option)
         return self._depth_renderer.render().astype(np.float32)

@@ -68,7 +68,7 @@ SCENE = """
       <geom name="blue_cube" type="box" size="{cube} {cube} {cube}" rgba="0.15 0.25 0.85 1" mass="0.05"
             friction="1.5 0.01 0.001" condim="4" group="1"/>
     </body>
-    <camera name="realsense" pos="0.95 0.0 0.65" xyaxes="0 1 0 -0.793 0 0.61" fovy="42"/>
+    <camera name="realsense" pos="0.85 0.0 0.55" xyaxes="0 1 0 -0.844 0 0.537" fovy="42"/>
   </worldbody>
   <include file="actuator.xml"/>
 </mujoco>
