@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_policy_node.py --checkpoint runs/demo/train_ccol/best --rate 67 --seconds 10
 
-A fake Franka (joint states at 100 Hz) and a fake D435i (640x480 rgb8 at 30 Hz) publish with current stamps;
+A fake Franka (joint states at 100 Hz) and a fake D435i (640x480 rgb8 at 30 Hz) publish with current stamps
+from another process;
 the node runs at --rate. Prints the node's inference latency, stamp-to-publish latency (median / p99) and the
 achieved command rate against the requested one (the ratio is the figure).
 """
@@ -10,17 +11,16 @@ achieved command rate against the requested one (the ratio is the figure).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from ros_harness import FakeRobot, spin_for
+from rclpy.executors import SingleThreadedExecutor
+from ros_harness import spin_for
 from trajectory_msgs.msg import JointTrajectory
 
 from ccol_policy.policy import CCoLPolicy
@@ -34,11 +34,22 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
+    robot_proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("fake_robot_process.py")), "fr3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        run(args)
+    finally:
+        robot_proc.terminate()
+        robot_proc.wait(5)
+
+
+def run(args: argparse.Namespace) -> None:
     rclpy.init()
     policy = CCoLPolicy.from_checkpoint(args.checkpoint, device=args.device, half=True)
-    q = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
-    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-    robot = FakeRobot("fr3", q, image)
+    probe = rclpy.create_node("bench_probe")
     node = PolicyNode(
         policy,
         {
@@ -53,14 +64,14 @@ def main() -> None:
         },
     )
     received: list[float] = []
-    robot.create_subscription(
+    probe.create_subscription(
         JointTrajectory,
         "/joint_trajectory_controller/joint_trajectory",
         lambda m: received.append(time.perf_counter()),
         10,
     )
-    ex = MultiThreadedExecutor(num_threads=2)
-    ex.add_node(robot)
+    ex = SingleThreadedExecutor()
+    ex.add_node(probe)
     ex.add_node(node)
     spin_for(ex, 2.0)  # warm up
     node.latency = type(node.latency)()

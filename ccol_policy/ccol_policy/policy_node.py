@@ -26,6 +26,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -127,13 +128,14 @@ class PolicyNode(Node):
         self._publish_times = LatencyWindow(200)
 
         sensor = qos_profile_sensor_data
-        self.create_subscription(Image, p("image_topic"), self._on_image, sensor)
+        sensors = MutuallyExclusiveCallbackGroup()  # separable from the control timer if run multi-threaded
+        self.create_subscription(Image, p("image_topic"), self._on_image, sensor, callback_group=sensors)
         if policy.cfg.vision.use_depth:
-            self.create_subscription(Image, p("depth_topic"), self._on_depth, sensor)
-        self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, sensor)
+            self.create_subscription(Image, p("depth_topic"), self._on_depth, sensor, callback_group=sensors)
+        self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, sensor, callback_group=sensors)
         gripper_topic = p("gripper_joint_states_topic") or f"/{self.arm_id}_gripper/joint_states"
         if self.use_gripper:
-            self.create_subscription(JointState, gripper_topic, self._on_gripper, sensor)
+            self.create_subscription(JointState, gripper_topic, self._on_gripper, sensor, callback_group=sensors)
         self.create_subscription(String, "~/instruction", self._on_instruction, 10)
         self.dry_run = bool(p("dry_run"))
         self.traj_pub = self.create_publisher(
@@ -447,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 2
     try:
-        rclpy.spin(node)
+        rclpy.spin(node)  # single-threaded: extra executor threads fight the inference for the GIL (measured)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

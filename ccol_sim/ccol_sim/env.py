@@ -35,7 +35,7 @@ def tune_servos(m: mujoco.MjModel) -> None:
 def _renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
     try:
         return mujoco.Renderer(model, height, width)
-    except Exception as exc:  # noqa: BLE001 - MuJoCo raises FatalError or RuntimeError depending on the backend
+    except Exception as exc:
         raise RuntimeError(
             f"offscreen rendering failed ({exc}); on a machine without a display set MUJOCO_GL=egl (or osmesa) "
             "before starting"
