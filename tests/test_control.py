@@ -73,3 +73,12 @@ def test_latency_window_is_bounded() -> None:
     for i in range(100):
         w.add(float(i))
     assert len(w) == 10 and w.median() == pytest.approx(94.5)
+
+
+def test_gripper_command_keeps_squeezing_a_held_object() -> None:
+    from ccol_policy.control import gripper_command
+
+    assert gripper_command(0.08, 0.02) == 0.08  # opening passes through
+    assert gripper_command(0.05, 0.08) == pytest.approx(0.04)  # closing: a little more than asked
+    assert gripper_command(0.022, 0.022) == pytest.approx(0.012)  # holding a 2.2 cm pen: keep pressing
+    assert gripper_command(0.004, 0.0) == pytest.approx(0.004)  # asks to open a little: it opens

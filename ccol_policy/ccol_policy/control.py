@@ -84,6 +84,19 @@ def depth_to_metres(encoding: str, height: int, width: int, step: int, data: byt
     return np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def gripper_command(predicted: float, measured: float, squeeze: float = 0.01, max_width: float = 0.08) -> float:
+    """The width to command for a predicted width.
+
+    Kinesthetic demonstrations record the *measured* finger width, which stops at the object's size when the hand
+    closes on it; commanding exactly that width would hold the object without force. When the policy asks for a
+    width at or below the measured one (closing, or holding something), command `squeeze` less so the fingers
+    keep pressing; opening commands pass through.
+    """
+    if predicted <= measured + 0.002 and predicted < max_width - 0.005:
+        return max(0.0, predicted - squeeze)
+    return min(max(predicted, 0.0), max_width)
+
+
 class SafetyFilter:
     """Turns a predicted chunk into joint targets the controller may execute, or a reason to hold.
 

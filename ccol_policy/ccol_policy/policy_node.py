@@ -42,6 +42,7 @@ from ccol_policy.control import (
     arm_joint_names,
     depth_to_metres,
     finger_joint_names,
+    gripper_command,
     image_to_rgb,
 )
 from ccol_policy.policy import CCoLPolicy, ObservationError, TemporalEnsembler
@@ -66,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "gripper_mode": "auto",  # "auto": franka_msgs action when importable, else the topic; "topic"; "off"
     "gripper_min_change_m": 0.005,
     "gripper_speed_mps": 0.1,
+    "gripper_squeeze_m": 0.01,  # command this much below a closing/holding width so the fingers keep gripping
     "max_obs_age_s": 0.25,
     "expected_image_width": 0,  # 0: any size
     "expected_image_height": 0,
@@ -355,7 +357,9 @@ class PolicyNode(Node):
         self.hold_reason = ""
         self._publish_times.add(time.perf_counter())
         if self.use_gripper and not self.dry_run:
-            self._command_gripper(float(targets[0, 7]))
+            self._command_gripper(
+                gripper_command(float(targets[0, 7]), self._fingers[0], self._param("gripper_squeeze_m"))
+            )
 
     def _record_chunk(self, chunk: np.ndarray, img_msg_stamp: Any, inference_s: float) -> None:
         if self._ccol_msgs is None:

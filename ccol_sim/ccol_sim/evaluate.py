@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ccol_policy.control import SafetyFilter
+from ccol_policy.control import SafetyFilter, gripper_command, limits_for
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy, TemporalEnsembler
 from ccol_sim.env import TASKS, PandaTable
@@ -60,7 +60,8 @@ def rollout(
     env.reset(seed)
     policy.set_instruction(task)
     ens = TemporalEnsembler(policy.chunk_size, policy.cfg.model.action_dim, ensemble_m)
-    safety = SafetyFilter(arm_id, dt=1.0 / rate_hz, max_first_step=0.15)
+    # the first target may be as far as the joint velocity limits allow in one control period
+    safety = SafetyFilter(arm_id, dt=1.0 / rate_hz, max_first_step=float(limits_for(arm_id).velocity.min()) / rate_hz)
     executed, frames, holds = [], [], 0
     steps = int(max_seconds * rate_hz)
     for step in range(steps):
@@ -71,7 +72,7 @@ def rollout(
         if reason:  # as on the robot: hold where we are
             holds += 1
             target = q[None]
-        env.command(target[0, :7], float(target[0, 7]))
+        env.command(target[0, :7], gripper_command(float(target[0, 7]), float(q[7])))
         executed.append(target[0])
         if record_video and step % 2 == 0:
             frames.append(image)
