@@ -173,9 +173,11 @@ def test_instruction_switch_and_disable(world) -> None:
     spin_for(world["ex"], 0.3)
     assert _last_status(world)["instruction"] == "slide the cube"
     _enable(world, False)
+    spin_for(world["ex"], 0.5)  # let commands already in flight arrive
+    assert len(world["trajs"][-1].points) == 0  # the stop sent on disabling came last
     n = len(world["trajs"])
     spin_for(world["ex"], 0.5)
-    assert all(len(m.points) == 0 for m in world["trajs"][n - 1 :])
+    assert len(world["trajs"]) == n and world["node"].hold_reason == "disabled"
 
 
 def test_ccol_msgs_status_and_chunk_records(world, policy: CCoLPolicy) -> None:

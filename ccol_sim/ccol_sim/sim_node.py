@@ -81,6 +81,7 @@ class SimNode(Node):
         self.target = self.env.joints()
         self.width = self.env.gripper_width()
         self.trajectory: ActiveTrajectory | None = None
+        self.trajectories_followed = 0
         self.sim_start = self.env.time
         self.wall_start = self._now()
 
@@ -141,6 +142,7 @@ class SimNode(Node):
         start = stamp if stamp > 0 else self._now()
         current = self.trajectory.sample(self._now()) if self.trajectory is not None else self.target
         self.trajectory = ActiveTrajectory(start, current, times, pts)
+        self.trajectories_followed += 1
 
     def _on_gripper(self, msg: Float64) -> None:
         if self.mode == "follow" and np.isfinite(msg.data):
