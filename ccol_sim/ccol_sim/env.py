@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo loads one
+
+# isort: split
 import mujoco
 import numpy as np
 

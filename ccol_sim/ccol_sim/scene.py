@@ -12,6 +12,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo loads one
+
+# isort: split
 import mujoco
 import numpy as np
 
