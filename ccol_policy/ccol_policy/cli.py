@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("synthetic-demo", help="the same loop on 2-D synthetic data without MuJoCo (seconds)")
+    p = sub.add_parser("synthetic-demo", help="the same loop on 2-D synthetic data without MuJoCo (minutes)")
     p.add_argument("--out", default="runs/synthetic_demo")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--episodes-per-task", type=int, default=10)
