@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ccol_policy.control import depth_to_metres, image_to_rgb
+from ccol_policy.control import arm_joint_names, depth_to_metres, finger_joint_names, image_to_rgb
 from ccol_policy.policy import ObservationError
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,11 @@ class BagTopics:
 
     @property
     def arm_joints(self) -> list[str]:
-        return [f"{self.arm_id}_joint{i}" for i in range(1, 8)]
+        return arm_joint_names(self.arm_id)
 
     @property
     def fingers(self) -> list[str]:
-        return [f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"]
+        return finger_joint_names(self.arm_id)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
+from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
 from ccol_teleop.episodes import INSTRUCTION_TOPIC, EpisodeWriter, next_index
@@ -69,8 +70,8 @@ def record_episode(
     depth: bool = False,
 ) -> DemoRow:
     env.reset(seed)
-    arm = [f"{arm_id}_joint{i}" for i in range(1, 8)]
-    fingers = [f"{arm_id}_finger_joint1", f"{arm_id}_finger_joint2"]
+    arm = arm_joint_names(arm_id)
+    fingers = finger_joint_names(arm_id)
     topics = {
         "/joint_states": "sensor_msgs/msg/JointState",
         f"/{arm_id}_gripper/joint_states": "sensor_msgs/msg/JointState",

@@ -27,6 +27,7 @@ from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
 
@@ -67,8 +68,8 @@ class SimNode(Node):
             self.declare_parameter(name, default)
         p = self._param
         self.arm_id = p("arm_id")
-        self.arm_joints = [f"{self.arm_id}_joint{i}" for i in range(1, 8)]
-        self.fingers = [f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"]
+        self.arm_joints = arm_joint_names(self.arm_id)
+        self.fingers = finger_joint_names(self.arm_id)
         self.mode = p("mode")
         if self.mode not in ("follow", "kinesthetic"):
             raise ValueError(f"mode must be 'follow' or 'kinesthetic', got {self.mode!r}")

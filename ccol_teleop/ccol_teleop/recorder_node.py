@@ -28,6 +28,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_teleop.episodes import INSTRUCTION_TOPIC, EpisodeWriter, next_index, recover_crashed
 from ccol_teleop.monitor import TopicMonitor
 
@@ -69,8 +70,8 @@ class RecorderNode(Node):
             self.declare_parameter(name, default)
         p = self._param
         self.arm_id = p("arm_id")
-        self.arm_joints = [f"{self.arm_id}_joint{i}" for i in range(1, 8)]
-        self.fingers = [f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"]
+        self.arm_joints = arm_joint_names(self.arm_id)
+        self.fingers = finger_joint_names(self.arm_id)
         self.out_dir = Path(p("output_dir")).expanduser()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for path in recover_crashed(self.out_dir):
