@@ -17,6 +17,7 @@ position instead of finishing the previous chunk.
 
 from __future__ import annotations
 
+import collections
 import math
 import sys
 import time
@@ -133,7 +134,7 @@ class PolicyNode(Node):
         self.commands = 0
         self.latency = LatencyWindow()
         self.e2e_latency = LatencyWindow()
-        self._publish_times = LatencyWindow(200)
+        self._publish_times: collections.deque[float] = collections.deque(maxlen=200)
 
         sensor = qos_profile_sensor_data
         sensors = MutuallyExclusiveCallbackGroup()  # separable from the control timer if run multi-threaded
@@ -280,8 +281,6 @@ class PolicyNode(Node):
             if stamp > 0 and now - stamp > self.max_age:
                 raise ObservationError(f"gripper state is {now - stamp:.3f}s old (max_obs_age_s {self.max_age})")
             qpos = np.append(q7, width)
-        if not np.isfinite(qpos).all():
-            raise ObservationError(f"joint state contains NaN or inf: {np.round(qpos, 4).tolist()}")
         depth = None
         if self.policy.cfg.vision.use_depth:
             if self._depth is None:
@@ -330,12 +329,13 @@ class PolicyNode(Node):
         try:
             rgb, qpos, depth, img_stamp = self._observation(now)
             t0 = time.perf_counter()
-            chunk = self.policy.predict_chunk(rgb, qpos, depth=depth)
-            self.latency.add(time.perf_counter() - t0)
+            chunk = self.policy.predict_chunk(rgb, qpos, depth=depth)  # also rejects NaN/inf joints
+            inference_s = time.perf_counter() - t0
         except ObservationError as exc:
             self._hold(str(exc))
             return
-        self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=time.perf_counter() - t0)
+        self.latency.add(inference_s)
+        self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=inference_s)
         if self.mode == "ensemble":
             if self._t0 is None:
                 self._t0 = now
@@ -355,18 +355,18 @@ class PolicyNode(Node):
         msg = JointTrajectory()
         msg.joint_names = list(self.arm_joints)  # header.stamp zero: start executing on receipt
         for i, row in enumerate(targets):
-            t = (i + 1) * self.dt
+            ns = round((i + 1) * self.dt * 1e9)
             msg.points.append(
                 JointTrajectoryPoint(
                     positions=row[:7].tolist(),
-                    time_from_start=Duration(sec=int(t), nanosec=int(round((t % 1.0) * 1e9))),
+                    time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000),
                 )
             )
         self.traj_pub.publish(msg)
         self.commands += 1
         self._holding = False
         self.hold_reason = ""
-        self._publish_times.add(time.perf_counter())
+        self._publish_times.append(time.perf_counter())
         if self.use_gripper and not self.dry_run:
             self._command_gripper(gripper_command(float(targets[0, 7]), self._fingers[0], self.gripper_squeeze))
 
@@ -396,7 +396,7 @@ class PolicyNode(Node):
 
     # ------------------------------------------------------------------ status
     def achieved_rate(self) -> float:
-        times = list(self._publish_times._values)
+        times = self._publish_times
         if len(times) < 2 or time.perf_counter() - times[-1] > 1.0:
             return 0.0
         return (len(times) - 1) / (times[-1] - times[0])
