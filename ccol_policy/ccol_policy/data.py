@@ -248,7 +248,7 @@ def load_or_compute_norm_stats(infos: list[EpisodeInfo], cache_dir: Path) -> Nor
 def split_episodes(
     infos: list[EpisodeInfo], val_fraction: float, seed: int
 ) -> tuple[list[EpisodeInfo], list[EpisodeInfo]]:
-    """Split by episode with a fixed seed; every instruction keeps at least one training episode."""
+    """Split by episode with a fixed seed: val_fraction of the episodes (at least one) are held out."""
     if val_fraction <= 0 or len(infos) < 2:
         return list(infos), []
     rng = np.random.default_rng(seed)
