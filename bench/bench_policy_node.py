@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> None:
             "rate_hz": args.rate,
             "execution_mode": "ensemble",
             "start_enabled": True,
-            "max_first_step_rad": 3.0,
-            "velocity_scale": 100.0,
             "gripper_mode": "topic",
         },
     )

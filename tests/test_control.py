@@ -1,43 +1,104 @@
-"""ROS-free safety logic of the policy node."""
+"""ROS-free control logic of the policy node, sim-eval and replay."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ccol_policy.control import LIMITS, LatencyWindow, SafetyFilter, depth_to_metres, image_to_rgb, limits_for
+from ccol_policy.control import (
+    LIMITS,
+    ClosedLoopExecutor,
+    LatencyWindow,
+    RateLimiter,
+    depth_to_metres,
+    image_to_rgb,
+    limits_for,
+)
 from ccol_policy.policy import ObservationError
 
 HOME = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
 
 
 def test_targets_are_clamped_to_joint_and_gripper_limits() -> None:
-    f = SafetyFilter("panda", dt=0.05, max_first_step=10.0, velocity_scale=1000.0)
-    targets = np.tile(HOME, (3, 1))
-    targets[:, 3] = [-2.356, -0.01, 0.5]  # joint 4 upper limit is -0.0698
+    f = RateLimiter("panda", dt=0.05)
+    start = HOME.copy()
+    start[3] = -0.1  # joint 4 upper limit is -0.0698
+    f.seed(start)
+    targets = np.tile(start, (3, 1))
+    targets[:, 3] = [-0.01, 0.5, 0.5]
     targets[:, 7] = [0.04, 0.2, -0.1]
-    out, reason = f.filter(targets, HOME)
-    assert reason is None
-    assert out[1, 3] == pytest.approx(-0.0698 - 0.01) and out[2, 3] == pytest.approx(-0.0698 - 0.01)
+    for _ in range(20):
+        out, state = f.rollout(targets)
+        assert out[:, 3].max() <= -0.0698 - 0.01 + 1e-12
+        f.commit(state)
+    assert out[0, 3] == pytest.approx(-0.0698 - 0.01)
     assert out[1, 7] == 0.08 and out[2, 7] == 0.0
-    assert targets[1, 3] == -0.01  # input untouched
+    assert targets[1, 3] == 0.5  # input untouched
 
 
-def test_first_step_and_velocity_bounds_hold() -> None:
-    f = SafetyFilter("fr3", dt=0.05, max_first_step=0.1)
-    targets = np.tile(HOME, (4, 1))
-    targets[0, 1] += 0.2
-    _, reason = f.filter(targets, HOME)
-    assert reason and "joint 2" in reason and "max_first_step" in reason
-    targets = np.tile(HOME, (4, 1))
-    targets[2:, 4] += 0.3  # 0.3 rad in 0.05 s = 6 rad/s > 5.26 rad/s
-    _, reason = f.filter(targets, HOME)
-    assert reason and "joint 5" in reason and "velocity" in reason
-    targets[2:, 4] = HOME[4] + 0.2  # 4 rad/s: allowed
-    assert f.filter(targets, HOME)[1] is None
-    bad = np.tile(HOME, (2, 1))
-    bad[1, 0] = np.nan
-    assert "NaN" in f.filter(bad, HOME)[1]
+def test_rate_limiter_moves_toward_far_targets_within_velocity_and_acceleration_limits() -> None:
+    dt = 1 / 30
+    f = RateLimiter("fr3", dt=dt)
+    f.seed(HOME)
+    goal = HOME.copy()
+    goal[1] += 0.2  # a step of 0.2 rad: executed as a smooth ramp, not a jump and not a freeze
+    path = [HOME[:7]]
+    for _ in range(30):
+        out, state = f.rollout(goal[None])
+        f.commit(state)
+        path.append(out[0, :7])
+    path = np.array(path)
+    v = np.diff(path, axis=0) / dt
+    a = np.diff(v, axis=0) / dt
+    assert np.abs(v).max(0)[1] <= 2.62 + 1e-9 and np.abs(a).max(0)[1] <= 10.0 + 1e-6
+    assert path[1, 1] - HOME[1] > 0.001  # moves in the first period
+    assert path[-1, 1] == pytest.approx(goal[1], abs=1e-3)  # arrives ...
+    assert path[:, 1].max() <= goal[1] + 1e-3  # ... without overshoot
+    np.testing.assert_allclose(path[:, [0, 2, 3, 4, 5, 6]], np.tile(HOME[[0, 2, 3, 4, 5, 6]], (31, 1)))
+
+
+def _executor(mode: str = "ensemble", k: int = 5, **kw: float) -> ClosedLoopExecutor:
+    return ClosedLoopExecutor("fr3", 1 / 30, k, 8, mode=mode, horizon=3, **kw)
+
+
+@pytest.mark.parametrize("mode", ["ensemble", "chunk"])
+def test_executor_starts_smoothly_when_the_first_target_is_far(mode: str) -> None:
+    ex = _executor(mode)
+    chunk = np.tile(HOME, (5, 1))
+    chunk[:, 1] += 0.2  # 0.2 rad away: the old first-step filter froze here forever
+    q = HOME.copy()
+    for step in range(60):
+        targets, reason = ex.step(step / 30, chunk, q)
+        assert reason is None
+        q = np.append(targets[0, :7], HOME[7])  # a perfect controller
+    assert q[1] == pytest.approx(HOME[1] + 0.2, abs=1e-3)
+
+
+def test_executor_ensembles_one_chunk_per_control_period() -> None:
+    ex = ClosedLoopExecutor("fr3", 0.1, 3, 8, ensemble_m=0.0, horizon=1)
+    a, b = np.tile(HOME, (3, 1)), np.tile(HOME, (3, 1))
+    b[:, 0] += 0.02
+    ex.step(0.0, a, HOME)
+    for t in (0.01, 0.03, 0.05):  # several inference cycles inside the first period: the newest chunk replaces
+        ex.step(t, b, HOME)
+    assert len(ex.ensembler._chunks) == 1
+    out, _ = ex.step(0.1, b, HOME)  # period 1: chunk b of period 0 and chunk b of period 1, equal weights
+    assert len(ex.ensembler._chunks) == 2
+
+
+def test_executor_holds_on_gross_jumps_and_nan_then_restarts_from_the_measured_state() -> None:
+    ex = _executor(max_jump=0.5)
+    far = np.tile(HOME, (5, 1))
+    far[:, 2] += 0.8
+    hold, reason = ex.step(0.0, far, HOME)
+    assert "joint 3" in reason and "max_jump_rad" in reason
+    np.testing.assert_allclose(hold[0], HOME)  # hold = the measured position
+    bad = np.tile(HOME, (5, 1))
+    bad[2, 0] = np.nan
+    assert "NaN" in ex.step(0.1, bad, HOME)[1]
+    q = HOME + 0.01
+    out, reason = ex.step(0.2, np.tile(q, (5, 1)), q)
+    assert reason is None and np.abs(out[0, :7] - q[:7]).max() < 1e-9  # re-seeded at the measured joints
 
 
 def test_limits_by_arm_id() -> None:

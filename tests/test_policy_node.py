@@ -50,8 +50,6 @@ def world(policy: CCoLPolicy, observation):
             "instruction": "lift the pen",
             "rate_hz": 20.0,
             "execution_mode": "chunk",
-            "max_first_step_rad": 3.0,
-            "velocity_scale": 100.0,
             "status_rate_hz": 10.0,
             "gripper_mode": "topic",
             "gripper_min_change_m": 0.0,
@@ -108,12 +106,19 @@ def test_enabled_node_publishes_safe_chunks(world, policy: CCoLPolicy) -> None:
     assert st["holding"] == "False" and float(st["inference_ms_median"]) > 0
 
 
-def _expect_hold(world, fragment: str) -> None:
+def _is_hold(msg: JointTrajectory, q: np.ndarray) -> bool:
+    """A stop that joint_trajectory_controller honours: one point at the measured position (it rejects an empty
+    trajectory and would finish the previous chunk)."""
+    return len(msg.points) == 1 and np.allclose(msg.points[0].positions, q[:7], atol=1e-9)
+
+
+def _expect_hold(world, fragment: str, q: np.ndarray | None = None) -> None:
+    q = world["robot"].qpos.copy() if q is None else q
     assert spin_until(world["ex"], lambda: fragment in world["node"].hold_reason, 5.0), world["node"].hold_reason
-    # entering the hold sends one empty trajectory (stop), then nothing more
+    # entering the hold sends one trajectory holding the measured position, then nothing more
     spin_for(world["ex"], 0.3)
     n = len(world["trajs"])
-    assert len(world["trajs"][-1].points) == 0
+    assert _is_hold(world["trajs"][-1], q), world["trajs"][-1]
     spin_for(world["ex"], 0.5)
     assert len(world["trajs"]) == n
     assert fragment in _last_status(world)["hold_reason"]
@@ -126,15 +131,16 @@ def test_stale_camera_holds(world) -> None:
     _expect_hold(world, "camera image is")
     world["robot"].camera_alive = True
     n = len(world["trajs"])
-    assert world["trajs"][-1].points == []
-    assert spin_until(world["ex"], lambda: any(len(m.points) for m in world["trajs"][n:]), 5.0)
+    assert _is_hold(world["trajs"][-1], world["robot"].qpos)
+    assert spin_until(world["ex"], lambda: any(len(m.points) > 1 for m in world["trajs"][n:]), 5.0)
 
 
 def test_nan_joint_holds(world) -> None:
     _enable(world)
     assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)
+    valid = world["robot"].qpos.copy()
     world["robot"].qpos[2] = np.nan
-    _expect_hold(world, "NaN")
+    _expect_hold(world, "NaN", valid)  # held at the last valid measurement
 
 
 def test_wrong_encoding_holds(world) -> None:
@@ -155,7 +161,7 @@ def test_old_stamps_hold(world) -> None:
     world["robot"].stamp_offset = 2.0
     _enable(world)
     assert spin_until(world["ex"], lambda: "old" in world["node"].hold_reason, 5.0)
-    assert all(len(m.points) == 0 for m in world["trajs"])
+    assert world["trajs"] == []  # never moved: nothing to stop
 
 
 def test_instruction_switch_and_disable(world) -> None:
@@ -174,7 +180,7 @@ def test_instruction_switch_and_disable(world) -> None:
     assert _last_status(world)["instruction"] == "slide the cube"
     _enable(world, False)
     spin_for(world["ex"], 0.5)  # let commands already in flight arrive
-    assert len(world["trajs"][-1].points) == 0  # the stop sent on disabling came last
+    assert _is_hold(world["trajs"][-1], world["robot"].qpos)  # the stop sent on disabling came last
     n = len(world["trajs"])
     spin_for(world["ex"], 0.5)
     assert len(world["trajs"]) == n and world["node"].hold_reason == "disabled"
@@ -204,8 +210,6 @@ def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) 
                 "instruction": "lift the pen",
                 "rate_hz": 20.0,
                 "dry_run": True,
-                "max_first_step_rad": 3.0,
-                "velocity_scale": 100.0,
                 "gripper_mode": "topic",
             },
         )

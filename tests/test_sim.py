@@ -186,7 +186,12 @@ def test_kinesthetic_mode_records_through_the_real_recorder(ros, tmp_path: Path)
     rec.destroy_node()
 
 
-def test_closed_loop_smoke_through_the_policy_node(ros, synthetic_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["ensemble", "chunk"])
+def test_policy_node_moves_the_simulated_arm_with_default_parameters(
+    ros, synthetic_dir: Path, tmp_path: Path, mode: str
+) -> None:
+    import time
+
     from std_srvs.srv import SetBool
 
     from ccol_policy.policy import CCoLPolicy
@@ -200,28 +205,22 @@ def test_closed_loop_smoke_through_the_policy_node(ros, synthetic_dir: Path, tmp
     policy = CCoLPolicy.from_checkpoint(tmp_path / "best", device="cpu")
     sim = SimNode({"image_width": 64, "image_height": 48, "joint_rate_hz": 100.0})
     node = PolicyNode(
-        policy,
-        {
-            "arm_id": "panda",
-            "instruction": "lift the pen",
-            "rate_hz": 15.0,
-            "execution_mode": "ensemble",
-            "max_first_step_rad": 3.0,
-            "velocity_scale": 100.0,
-            "gripper_mode": "topic",
-            "max_obs_age_s": 1.0,  # a loaded machine must not cause holds here
-        },
+        policy, {"arm_id": "panda", "instruction": "lift the pen", "execution_mode": mode, "gripper_mode": "topic"}
     )
     ros.add_node(sim)
     ros.add_node(node)
     client = node.create_client(SetBool, "/policy_node/enable")
     assert client.wait_for_service(timeout_sec=5)
+    spin_until(ros, lambda: node.hold_reason == "disabled", 2.0)
     q_before = sim.env.joints()
     fut = client.call_async(SetBool.Request(data=True))
     assert spin_until(ros, fut.done, 5)
+    t_enabled = time.monotonic()
+    # from the ready pose, within 1 s of being enabled, the arm moves (no first-step deadlock)
+    assert spin_until(ros, lambda: np.abs(sim.env.joints() - q_before).max() > 2e-3, 1.0), node.hold_reason
+    assert time.monotonic() - t_enabled <= 1.0 + 0.2
     assert spin_until(ros, lambda: node.commands >= 10, 20.0), node.hold_reason
     assert sim.trajectories_followed >= 5  # the simulator follows the policy's trajectories
-    assert np.abs(sim.env.joints() - q_before).max() > 1e-3
     sim.destroy_node()
     node.destroy_node()
 

@@ -1,7 +1,8 @@
 """rosbag2 bags (MCAP or sqlite3) -> synchronised episodes: shared by `ccol build-dataset` and `ccol eval-bag`.
 
 Streams are put on one time grid at the control rate using the message header stamps: joint positions and the
-gripper width are interpolated linearly, the image at each grid time is the newest one not after it and no
+gripper width are interpolated linearly (the gripper *label* is the command in force on `/ccol/gripper_command`
+when the bag has it, else the measured width), the image at each grid time is the newest one not after it and no
 older than `max_image_age_s`. A gap in any stream, NaN joints or a missing instruction makes the bag fail with
 a reason (`BagError`); nothing is silently included. Images are decoded in a second pass, one at a time, so
 large bags stream instead of being loaded whole.
@@ -24,6 +25,9 @@ from ccol_policy.policy import ObservationError
 log = logging.getLogger(__name__)
 
 INSTRUCTION_TOPIC = "/ccol/instruction"
+# What the gripper was told (sensor_msgs/JointState, name ["gripper_command"], position [width m]), written by the
+# recorder when the operator commands the gripper and by the simulator's teacher: the gripper action label.
+GRIPPER_COMMAND_TOPIC = "/ccol/gripper_command"
 
 
 class BagError(ValueError):
@@ -40,6 +44,7 @@ class BagTopics:
     color: str = "/camera/camera/color/image_raw"
     depth: str = "/camera/camera/aligned_depth_to_color/image_raw"
     instruction: str = INSTRUCTION_TOPIC
+    gripper_command: str = GRIPPER_COMMAND_TOPIC
 
     @property
     def gripper_topic(self) -> str | None:
@@ -78,6 +83,8 @@ class Streams:
     image_t: np.ndarray  # (I,) header stamps of colour images, in bag order
     depth_t: np.ndarray  # (J,)
     instruction: str | None
+    command_t: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (C,) gripper commands
+    command_w: np.ndarray = field(default_factory=lambda: np.zeros(0))
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,6 +96,7 @@ class SyncedEpisode:
     image_index: np.ndarray  # (T,) index into the bag's colour images
     depth_index: np.ndarray | None
     instruction: str
+    gripper_label: str = "command"  # "command": what the gripper was told; "measured": finger width (older bags)
 
 
 def _stamp(msg: Any, fallback_ns: int) -> float:
@@ -128,8 +136,9 @@ def read_streams(bag_dir: Path, topics: BagTopics, cfg: SyncConfig) -> Streams:
         missing = [t for t in needed if t not in available and not (t == topics.gripper_topic)]
         if missing:
             raise BagError(f"{bag_dir}: topic(s) {missing} not in the bag (it has {sorted(available)})")
-        wanted = [c for c in reader.connections if c.topic in set(needed) | {topics.instruction}]
-        jt, jq, gt, gw, it, dt = [], [], [], [], [], []
+        extra = {topics.instruction, topics.gripper_command}
+        wanted = [c for c in reader.connections if c.topic in set(needed) | extra]
+        jt, jq, gt, gw, it, dt, ct, cw = [], [], [], [], [], [], [], []
         instruction = None
         for conn, ts, raw in reader.messages(connections=wanted):
             if conn.topic == topics.instruction:
@@ -141,6 +150,11 @@ def read_streams(bag_dir: Path, topics: BagTopics, cfg: SyncConfig) -> Streams:
                 (it if conn.topic == topics.color else dt).append(stamp)
                 continue
             msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == topics.gripper_command:
+                if len(msg.position) and np.isfinite(msg.position[0]):
+                    ct.append(_stamp(msg, ts))
+                    cw.append(float(msg.position[0]))
+                continue
             index = {n: i for i, n in enumerate(msg.name)}
             pos = np.asarray(msg.position, np.float64)
             if conn.topic == topics.joint_states:
@@ -178,6 +192,8 @@ def read_streams(bag_dir: Path, topics: BagTopics, cfg: SyncConfig) -> Streams:
         depth_t=np.asarray(dt),
         instruction=instruction,
         metadata=meta,
+        command_t=np.asarray(ct),
+        command_w=np.asarray(cw),
     )
 
 
@@ -247,8 +263,21 @@ def synchronise(s: Streams, cfg: SyncConfig, where: str = "bag") -> SyncedEpisod
     if not s.instruction or not s.instruction.strip():
         raise BagError(f"{where}: no instruction in the bag or its episode.json; pass --instruction")
     action = np.concatenate([q[1:], q[-1:]], 0)
+    label = "measured"
+    if use_gripper and len(s.command_t):
+        # the command in force at the next grid step (zero-order hold); the measured width before the first one
+        order = np.argsort(s.command_t, kind="stable")
+        c = np.searchsorted(s.command_t[order], grid + period + 1e-9, side="right") - 1
+        action[:, 7] = np.where(c >= 0, s.command_w[order][np.clip(c, 0, None)], action[:, 7])
+        label = "command"
     return SyncedEpisode(
-        grid - t0, q.astype(np.float32), action.astype(np.float32), image_index, depth_index, s.instruction.strip()
+        grid - t0,
+        q.astype(np.float32),
+        action.astype(np.float32),
+        image_index,
+        depth_index,
+        s.instruction.strip(),
+        gripper_label=label if use_gripper else "none",
     )
 
 

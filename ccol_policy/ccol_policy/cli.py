@@ -103,6 +103,24 @@ def cmd_sim_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.robot:
+        from ccol_policy.replay_node import replay_on_robot
+
+        return replay_on_robot(args)
+    from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
+
+    episodes = load_replay_episodes(args.episodes, rate_hz=args.rate, arm_id=args.arm_id)
+    rows = replay_in_sim(episodes, chunk_size=args.chunk, mode=args.execution_mode, progress=not args.no_progress)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(
+            json.dumps({**replay_summary(rows), "episodes_detail": [r.__dict__ for r in rows]}, indent=1)
+        )
+    log.info("open-loop replay of the recorded labels in their scenes:\n%s", replay_table(rows))
+    return 0
+
+
 def _add_bag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arm-id", default="fr3", help="fr3 or panda (joint names <arm_id>_joint1..7)")
     p.add_argument("--joint-states-topic", default="/joint_states")
@@ -287,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_record)
+
+    p = sub.add_parser(
+        "replay",
+        help="replay recorded episodes (HDF5 or episode bags) open loop through the policy's command path: "
+        "in the simulator (success per episode) or on the robot (--robot, dry run unless --execute)",
+    )
+    p.add_argument("episodes", nargs="+", help="HDF5 episodes, dataset directories or episode bags")
+    p.add_argument("--rate", type=float, default=30.0, help="control rate for bags (HDF5 carry their own)")
+    p.add_argument("--arm-id", default="panda", help="joint names in bags; on the robot: the arm (fr3, panda)")
+    p.add_argument("--chunk", type=int, default=30, help="labels handed to the executor per control period")
+    p.add_argument("--execution-mode", default="chunk", choices=["chunk", "ensemble"])
+    p.add_argument("--out", default="", help="write the per-episode results as JSON")
+    p.add_argument("--robot", action="store_true", help="publish to the robot's controller instead of the sim")
+    p.add_argument("--execute", action="store_true", help="with --robot: really command the controller")
+    p.add_argument("--trajectory-topic", default="/joint_trajectory_controller/joint_trajectory")
+    p.add_argument("--joint-states-topic", default="/joint_states")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("checkpoint")

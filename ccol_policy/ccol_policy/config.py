@@ -24,6 +24,10 @@ class VisionConfig:
     cameras: list[str] = field(default_factory=lambda: ["color"])
     image_size: int = 224  # square input; frames are resized to this before the ViT
     patch_size: int = 16
+    stem: str = "patch"  # "patch": the ViT's linear patch embedding; "conv": 3x3 stride-2 convolutions of the
+    # same total stride (Xiao et al. 2021, "Early convolutions help transformers see better"), for ViTs trained
+    # from scratch on few images (random-init only; a pretrained ViT keeps its patch embedding)
+    random_shift: int = 0  # training augmentation: random translation by up to this many pixels (DrQ); 0: off
     hidden_size: int = 384  # d_v (ViT-S: 384, ViT-B: 768)
     num_layers: int = 12
     num_heads: int = 6
@@ -53,6 +57,7 @@ class ODEConfig:
     """NeuralODE of the latent (paper eq. 6): z(t) = z0 + int_0^t f(z, s) ds, solved by `torchdiffeq.odeint`."""
 
     solver: str = "dopri5"  # Dormand-Prince; any torchdiffeq method ("rk4", "euler", ...) is accepted
+    step_size: float = 0.0  # fixed-grid solvers (rk4, euler, midpoint): integration step; 0: the grid spacing
     rtol: float = 1e-3
     atol: float = 1e-4
     time_points: int = 2  # paper: "evaluates solutions at two discrete time points"
@@ -169,6 +174,14 @@ class CCoLConfig:
                 "vision.image_size must be a multiple of patch_size",
             ),
             (0.0 <= self.data.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
+            (self.vision.stem in ("patch", "conv"), "vision.stem must be 'patch' or 'conv'"),
+            (
+                self.vision.stem == "patch" or (self.vision.patch_size & (self.vision.patch_size - 1)) == 0,
+                "vision.stem 'conv' needs a power-of-two patch_size",
+            ),
+            (self.vision.stem == "patch" or not self.vision.pretrained, "vision.stem 'conv' is for random-init ViTs"),
+            (self.vision.random_shift >= 0, "vision.random_shift must be >= 0"),
+            (m.ode.step_size >= 0, "model.ode.step_size must be >= 0"),
         ]
         errors = [msg for ok, msg in checks if not ok]
         if errors:

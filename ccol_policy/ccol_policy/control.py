@@ -19,6 +19,7 @@ class ArmLimits:
     lower: np.ndarray  # (7,) rad
     upper: np.ndarray  # (7,) rad
     velocity: np.ndarray  # (7,) rad/s
+    acceleration: np.ndarray  # (7,) rad/s^2
     gripper_max_width: float = 0.08  # m (Franka Hand)
 
 
@@ -28,11 +29,13 @@ LIMITS: dict[str, ArmLimits] = {
         lower=np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]),
         upper=np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973]),
         velocity=np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]),
+        acceleration=np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0]),
     ),
     "fr3": ArmLimits(
         lower=np.array([-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159]),
         upper=np.array([2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159]),
         velocity=np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26]),
+        acceleration=np.array([10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]),
     ),
 }
 
@@ -97,46 +100,136 @@ def gripper_command(predicted: float, measured: float, squeeze: float = 0.01, ma
     return min(max(predicted, 0.0), max_width)
 
 
-class SafetyFilter:
-    """Turns a predicted chunk into joint targets the controller may execute, or a reason to hold.
-
-    Positions are clamped to the joint limits (minus a margin) and the gripper to [0, max width]. The first
-    target may not be further from the measured joints than `max_first_step` radians, and consecutive targets
-    may not be further apart than the joint velocity limits allow at the control period: either violation holds.
-    """
+class RateLimiter:
+    """Joint targets clamped to the joint limits and approached at most at the velocity and acceleration limits per
+    control period (the idea of libfranka's `limitRate`). The speed relative to the target's own motion is bounded
+    so that decelerating by a*dt per period still meets it (v^2/2a + v*dt <= distance): a moving target is
+    tracked exactly, a far one is reached without overshoot. The state is the last committed target, its
+    velocity and the raw target it came from; `seed` restarts from a measured position at rest."""
 
     def __init__(
-        self, arm_id: str, dt: float, max_first_step: float = 0.1, velocity_scale: float = 1.0, margin: float = 0.01
+        self, arm_id: str, dt: float, velocity_scale: float = 1.0, acceleration_scale: float = 1.0, margin: float = 0.01
     ) -> None:
         self.limits = limits_for(arm_id)
         self.dt = dt
-        self.max_first_step = max_first_step
-        self.max_step = self.limits.velocity * velocity_scale * dt  # (7,) rad per control period
+        self.v_max = self.limits.velocity * velocity_scale
+        self.a_max = self.limits.acceleration * acceleration_scale
         self.lower = self.limits.lower + margin
         self.upper = self.limits.upper - margin
+        self.state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (position, velocity, raw target)
 
-    def filter(self, targets: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, str | None]:
-        """targets (n, 7 or 8) robot units, measured (7 or 8,) -> (clamped targets, hold reason or None)."""
-        if not np.isfinite(targets).all():
-            return targets, "policy output contains NaN or inf"
-        out = targets.copy()
+    def seed(self, measured: np.ndarray) -> None:
+        pos = np.clip(np.asarray(measured[:7], np.float64), self.lower, self.upper)
+        self.state = (pos, np.zeros(7), pos)
+
+    def rollout(self, targets: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """targets (n, 7+) -> rate-limited copy (n, 7+) and the state after its first point (for `commit`); the
+        limiter's own state is not changed."""
+        if self.state is None:
+            raise RuntimeError("RateLimiter.seed(measured) first")
+        out = np.array(targets, np.float64)
         out[:, :7] = np.clip(out[:, :7], self.lower, self.upper)
         if out.shape[1] > 7:
             out[:, 7] = np.clip(out[:, 7], 0.0, self.limits.gripper_max_width)
-        first = np.abs(out[0, :7] - measured[:7])
-        if first.max() > self.max_first_step:
-            j = int(first.argmax())
-            return out, (
-                f"first target of joint {j + 1} is {first[j]:.3f} rad from the measured position "
-                f"(max_first_step {self.max_first_step} rad)"
+        pos, vel, prev = (x.copy() for x in self.state)
+        first = self.state
+        for i in range(len(out)):
+            goal = out[i, :7].copy()
+            err = goal - pos
+            v_goal = (goal - prev) / self.dt
+            brake = self.a_max * (np.sqrt(self.dt**2 + 2.0 * np.abs(err) / self.a_max) - self.dt)
+            v = np.clip(err / self.dt, v_goal - brake, v_goal + brake)
+            v = np.clip(v, -self.v_max, self.v_max)
+            v = np.clip(v, vel - self.a_max * self.dt, vel + self.a_max * self.dt)
+            pos, vel, prev = pos + v * self.dt, v, goal
+            out[i, :7] = pos
+            if i == 0:
+                first = (pos.copy(), v.copy(), goal)
+        return out, first
+
+    def commit(self, state: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.state = state
+
+
+class ClosedLoopExecutor:
+    """Predicted chunks -> the joint targets to command, shared by `policy_node`, `ccol sim-eval` and `ccol replay`.
+
+    Time is cut into control periods `dt` (the training control rate), whatever the inference rate: a chunk
+    predicted during period s covers periods s+1 .. s+k. In `ensemble` mode one chunk per period enters the
+    ACT temporal ensemble (the newest one predicted in that period), so weights go by the chunk's age in periods;
+    in `chunk` mode the newest chunk is executed as it is. The result goes through the `RateLimiter`, seeded from
+    the measured joints when execution (re)starts. Only gross anomalies hold: a non-finite output or a first
+    target more than `max_jump` rad from the measured joints; after a hold, execution restarts cleanly (ensemble
+    emptied, limiter re-seeded from the measured state).
+    """
+
+    def __init__(
+        self,
+        arm_id: str,
+        dt: float,
+        chunk_size: int,
+        action_dim: int,
+        mode: str = "ensemble",
+        ensemble_m: float = 0.01,
+        horizon: int = 10,
+        max_jump: float = 0.5,
+        velocity_scale: float = 1.0,
+        acceleration_scale: float = 1.0,
+    ) -> None:
+        if mode not in ("ensemble", "chunk"):
+            raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {mode!r}")
+        from ccol_policy.policy import TemporalEnsembler
+
+        self.dt = dt
+        self.mode = mode
+        self.horizon = horizon if mode == "ensemble" else chunk_size
+        self.max_jump = max_jump
+        self.ensembler = TemporalEnsembler(chunk_size, action_dim, ensemble_m)
+        self.limiter = RateLimiter(arm_id, dt, velocity_scale, acceleration_scale)
+        self._t0: float | None = None
+        self._period = -1  # control period of the limiter's committed state
+        self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # limiter state after this period
+
+    def reset(self) -> None:
+        """Forget everything: the next `step` starts from the measured state."""
+        self.ensembler.reset()
+        self._t0 = None
+        self._period = -1
+        self._pending = None
+
+    def period(self, t: float) -> int:
+        return int(np.floor((t - self._t0) / self.dt + 1e-6)) if self._t0 is not None else 0
+
+    def step(self, t: float, chunk: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """t (s, any clock), chunk (k, A) robot units, measured (7 or 8,) -> (targets (n, A) for the periods after
+        t, spaced by dt; or the measured position (1, A) with the hold reason). A hold resets the executor."""
+        measured = np.asarray(measured, np.float64)
+        hold = np.asarray(measured[None, : chunk.shape[1]], np.float64)
+        if not np.isfinite(chunk).all():
+            self.reset()
+            return hold, "policy output contains NaN or inf"
+        if self._t0 is None:
+            self._t0 = t
+            self.limiter.seed(measured)
+        s = self.period(t)
+        if s != self._period:  # a new control period: the previous period's first target becomes the state
+            if self._pending is not None:
+                self.limiter.commit(self._pending)
+            self._period = s
+        if self.mode == "ensemble":
+            self.ensembler.add(s, chunk)
+            targets = self.ensembler.trajectory(s, self.horizon)
+        else:
+            targets = chunk
+        jump = np.abs(targets[0, :7] - measured[:7])
+        if jump.max() > self.max_jump:
+            j = int(jump.argmax())
+            self.reset()
+            return hold, (
+                f"first target of joint {j + 1} is {jump[j]:.3f} rad from the measured position "
+                f"(max_jump_rad {self.max_jump})"
             )
-        steps = np.abs(np.diff(out[:, :7], axis=0))
-        if len(steps) and (steps > self.max_step).any():
-            i, j = np.argwhere(steps > self.max_step)[0]
-            return out, (
-                f"joint {j + 1} would move {steps[i, j]:.3f} rad in one control period at step {i + 1} "
-                f"(velocity bound {self.max_step[j]:.3f})"
-            )
+        out, self._pending = self.limiter.rollout(targets)
         return out, None
 
 

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ccol_policy.bags import BagError, BagTopics, SyncConfig, find_bags, iter_images, read_streams, resize, synchronise
+from ccol_policy.bags import (
+    GRIPPER_COMMAND_TOPIC,
+    BagError,
+    BagTopics,
+    SyncConfig,
+    find_bags,
+    iter_images,
+    read_streams,
+    resize,
+    synchronise,
+)
 from ccol_policy.data import write_episode
 
 log = logging.getLogger(__name__)
@@ -24,6 +34,7 @@ class BuildRow:
     instruction: str = ""
     reason: str = ""
     output: str = ""
+    gripper_label: str = ""  # "command" or "measured" (bags recorded before gripper commands were logged)
 
 
 def convert_bag(bag: Path, out_path: Path, topics: BagTopics, cfg: SyncConfig, instruction: str | None) -> BuildRow:
@@ -56,8 +67,18 @@ def convert_bag(bag: Path, out_path: Path, topics: BagTopics, cfg: SyncConfig, i
         source=str(bag),
         sim=bool(streams.metadata.get("sim", False)),
         success=bool(streams.metadata.get("success", True)),
+        gripper_label=ep.gripper_label,
+        **({"seed": int(streams.metadata["seed"])} if "seed" in streams.metadata else {}),
     )
-    return BuildRow(str(bag), "ok", len(ep.times), float(ep.times[-1]), ep.instruction, output=out_path.name)
+    return BuildRow(
+        str(bag),
+        "ok",
+        len(ep.times),
+        float(ep.times[-1]),
+        ep.instruction,
+        output=out_path.name,
+        gripper_label=ep.gripper_label,
+    )
 
 
 def build_dataset(
@@ -97,14 +118,26 @@ def build_dataset(
 
 
 def summary_table(rows: list[BuildRow]) -> str:
-    lines = ["| bag | status | frames | duration s | instruction | reason |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| bag | status | frames | duration s | instruction | gripper label | reason |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
-            f"| {Path(r.bag).name} | {r.status} | {r.frames} | {r.duration_s:.1f} | {r.instruction} | {r.reason} |"
+            f"| {Path(r.bag).name} | {r.status} | {r.frames} | {r.duration_s:.1f} | {r.instruction} | "
+            f"{r.gripper_label} | {r.reason} |"
         )
     ok = [r for r in rows if r.status == "ok"]
     lines.append(
         f"\n{len(ok)} episodes, {sum(r.frames for r in ok)} frames, {sum(r.duration_s for r in ok):.1f} s; "
         f"{len(rows) - len(ok)} skipped"
     )
+    measured = sum(r.gripper_label == "measured" for r in ok)
+    if measured:
+        lines.append(
+            f"WARNING: {measured} episode(s) have no {GRIPPER_COMMAND_TOPIC} and use the measured finger width as the "
+            "gripper label: a policy learns to close only as far as the object and grips without force. Record "
+            "with this recorder (it logs the operator's gripper commands), or run policies from such data with "
+            "gripper squeeze (policy_node gripper_squeeze_m)."
+        )
     return "\n".join(lines)

@@ -150,7 +150,8 @@ class CCoLPolicy:
 class TemporalEnsembler:
     """ACT-style temporal ensembling: the action for step t is a weighted mean of every chunk that covers t.
 
-    Weights are exp(-m * i) with i = 0 for the oldest prediction (Zhao et al. 2023), normalised.
+    Steps are control periods; one chunk per step. Weights are exp(-m * i) with i = 0 for the oldest prediction
+    (Zhao et al. 2023), normalised.
     """
 
     def __init__(self, chunk_size: int, action_dim: int, m: float = 0.01) -> None:
@@ -165,8 +166,9 @@ class TemporalEnsembler:
     def add(self, step: int, chunk: np.ndarray) -> None:
         if chunk.shape != (self.k, self.action_dim):
             raise ValueError(f"chunk must be ({self.k}, {self.action_dim}), got {chunk.shape}")
+        # one chunk per step (the newest replaces an earlier one of the same step); drop chunks that ended
+        self._chunks = [(s, c) for s, c in self._chunks if s + self.k > step and s != step]
         self._chunks.append((step, chunk))
-        self._chunks = [(s, c) for s, c in self._chunks if s + self.k > step]  # drop chunks that ended
 
     def action(self, step: int) -> np.ndarray:
         """Blended action for `step` from the chunks covering it (oldest first)."""

@@ -10,9 +10,12 @@ Where ccol_msgs is built, also `~/policy_status` (ccol_msgs/PolicyStatus) and `~
 With `dry_run:=true` (for `ros2 bag play` or a robot under another controller) it predicts every cycle and
 publishes the trajectories on `~/dry_run_trajectory` and `~/action_chunk` only.
 
-Nothing is published from stale, invalid or unsafe data: the cycle holds, says why in the status and a throttled
-warning, and on entering a hold sends an empty trajectory, which makes joint_trajectory_controller stop and hold
-position instead of finishing the previous chunk.
+Chunks become commands through `ClosedLoopExecutor` (shared with `ccol sim-eval` and `ccol replay`): temporal
+ensembling on the training control-period grid, targets clamped to the joint limits and rate-limited to the
+velocity/acceleration limits. Nothing is published from stale, invalid or grossly wrong data: the cycle holds,
+says why in the status and a throttled warning, and on entering a hold sends a one-point trajectory at the last
+valid measured position, which joint_trajectory_controller executes instead of finishing the previous chunk (it
+rejects an empty trajectory). Leaving a hold restarts from the measured state.
 """
 
 from __future__ import annotations
@@ -38,15 +41,15 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ccol_policy.checkpoint import CheckpointError
 from ccol_policy.control import (
+    ClosedLoopExecutor,
     LatencyWindow,
-    SafetyFilter,
     arm_joint_names,
     depth_to_metres,
     finger_joint_names,
     gripper_command,
     image_to_rgb,
 )
-from ccol_policy.policy import CCoLPolicy, ObservationError, TemporalEnsembler
+from ccol_policy.policy import CCoLPolicy, ObservationError
 
 DEFAULTS: dict[str, Any] = {
     "checkpoint": "",
@@ -72,8 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "max_obs_age_s": 0.25,
     "expected_image_width": 0,  # 0: any size
     "expected_image_height": 0,
-    "max_first_step_rad": 0.1,
-    "velocity_scale": 1.0,
+    "max_jump_rad": 0.5,  # hold when the first target is further than this from the measured joints
+    "velocity_scale": 1.0,  # fraction of the joint velocity limits the rate limiter allows
+    "acceleration_scale": 1.0,  # fraction of the joint acceleration limits
     "start_enabled": False,
     "dry_run": False,  # predict on live or `ros2 bag play` data, publish on ~/dry_run_trajectory, never command
     "status_rate_hz": 2.0,
@@ -106,15 +110,22 @@ class PolicyNode(Node):
         self.use_gripper = policy.cfg.model.action_dim > 7
         rate = policy.ckpt.meta.get("control_rate_hz")
         self.dt = p("control_period_s") or (1.0 / rate if rate else 1.0 / p("rate_hz"))
-        self.safety = SafetyFilter(self.arm_id, self.dt, p("max_first_step_rad"), p("velocity_scale"))
         self.mode = p("execution_mode")
-        if self.mode not in ("ensemble", "chunk"):
-            raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {self.mode!r}")
-        self.ensembler = TemporalEnsembler(policy.chunk_size, policy.cfg.model.action_dim, p("ensemble_m"))
+        self.executor = ClosedLoopExecutor(
+            self.arm_id,
+            self.dt,
+            policy.chunk_size,
+            policy.cfg.model.action_dim,
+            mode=self.mode,
+            ensemble_m=p("ensemble_m"),
+            horizon=p("ensemble_horizon"),
+            max_jump=p("max_jump_rad"),
+            velocity_scale=p("velocity_scale"),
+            acceleration_scale=p("acceleration_scale"),
+        )
         self.max_age = p("max_obs_age_s")
         # read once: the control cycle does not look parameters up
         self.expected_size = (p("expected_image_width"), p("expected_image_height"))
-        self.horizon = p("ensemble_horizon")
         self.gripper_squeeze = p("gripper_squeeze_m")
         self.gripper_min_change = p("gripper_min_change_m")
         self._rgb_cache: tuple[Image | None, np.ndarray | None] = (None, None)  # camera 30 Hz, cycles 67 Hz
@@ -128,7 +139,7 @@ class PolicyNode(Node):
         self.hold_reason = "disabled" if not self.enabled else "waiting for first cycle"
         self._holding = True
         self._pending_instruction: str | None = p("instruction") or None
-        self._t0: float | None = None
+        self._last_valid_q: np.ndarray | None = None  # where a hold keeps the arm
         self._last_gripper: float | None = None
         self.cycles = 0
         self.commands = 0
@@ -234,8 +245,7 @@ class PolicyNode(Node):
             response.success, response.message = False, "dry_run: this node never commands the robot"
             return response
         self.enabled = bool(request.data)
-        self.ensembler.reset()
-        self._t0 = None
+        self.executor.reset()
         if not self.enabled:
             self._hold("disabled")
         response.success = True
@@ -300,12 +310,10 @@ class PolicyNode(Node):
             self.get_logger().warning(f"holding: {reason}", throttle_duration_sec=2.0)
         self.hold_reason = reason
         if not self._holding:
-            stop = JointTrajectory()
-            stop.joint_names = list(self.arm_joints)
-            self.traj_pub.publish(stop)  # empty trajectory: the controller stops and holds position
             self._holding = True
-            self.ensembler.reset()
-            self._t0 = None
+            self.executor.reset()
+            if self._last_valid_q is not None and self.commands:
+                self._publish_points(self._last_valid_q[None])  # JTC replaces the running chunk and stays here
 
     def _cycle(self) -> None:
         self.cycles += 1
@@ -313,8 +321,7 @@ class PolicyNode(Node):
             text, self._pending_instruction = self._pending_instruction, None
             try:
                 unknown = self.policy.set_instruction(text)
-                self.ensembler.reset()
-                self._t0 = None
+                self.executor.reset()
                 self.get_logger().info(f"instruction: {text!r}" + (f" (unknown words {unknown})" if unknown else ""))
             except ValueError as exc:
                 self._hold(f"instruction rejected: {exc}")
@@ -335,16 +342,9 @@ class PolicyNode(Node):
             self._hold(str(exc))
             return
         self.latency.add(inference_s)
+        self._last_valid_q = qpos[:7].copy()
         self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=inference_s)
-        if self.mode == "ensemble":
-            if self._t0 is None:
-                self._t0 = now
-            step = int(round((now - self._t0) / self.dt))
-            self.ensembler.add(step, chunk)
-            targets = self.ensembler.trajectory(step, self.horizon)
-        else:
-            targets = chunk
-        targets, reason = self.safety.filter(targets, qpos)
+        targets, reason = self.executor.step(now, chunk, qpos)
         if reason:
             self._hold(reason)
             return
@@ -352,6 +352,16 @@ class PolicyNode(Node):
         self.e2e_latency.add(self._now() - (img_stamp if img_stamp > 0 else now))
 
     def _publish(self, targets: np.ndarray) -> None:
+        self._publish_points(targets)
+        self.commands += 1
+        self._holding = False
+        self.hold_reason = ""
+        self._publish_times.append(time.perf_counter())
+        if self.use_gripper and not self.dry_run:
+            self._command_gripper(gripper_command(float(targets[0, 7]), self._fingers[0], self.gripper_squeeze))
+
+    def _publish_points(self, targets: np.ndarray) -> None:
+        """Joint positions (n, 7+) as a trajectory with points every dt, starting on receipt."""
         msg = JointTrajectory()
         msg.joint_names = list(self.arm_joints)  # header.stamp zero: start executing on receipt
         for i, row in enumerate(targets):
@@ -363,12 +373,6 @@ class PolicyNode(Node):
                 )
             )
         self.traj_pub.publish(msg)
-        self.commands += 1
-        self._holding = False
-        self.hold_reason = ""
-        self._publish_times.append(time.perf_counter())
-        if self.use_gripper and not self.dry_run:
-            self._command_gripper(gripper_command(float(targets[0, 7]), self._fingers[0], self.gripper_squeeze))
 
     def _record_chunk(self, chunk: np.ndarray, img_msg_stamp: Any, inference_s: float) -> None:
         if self._ccol_msgs is None:

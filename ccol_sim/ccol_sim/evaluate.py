@@ -1,7 +1,8 @@
 """`ccol sim-eval`: closed-loop rollouts of a checkpoint in the simulated world.
 
-Each control period: render the camera, `CCoLPolicy.predict_chunk`, ACT temporal ensembling, the policy node's
-`SafetyFilter`, then the first target is commanded; the same inference path as `policy_node` without DDS.
+Each control period: render the camera, `CCoLPolicy.predict_chunk`, then the `ClosedLoopExecutor` that
+`policy_node` uses (temporal ensembling on the control-period grid, rate limiting, holds), and the first target
+is commanded; `ccol replay` runs recorded labels through the same loop.
 """
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ccol_policy.control import SafetyFilter, gripper_command, limits_for
+from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.metrics import smoothness
-from ccol_policy.policy import CCoLPolicy, TemporalEnsembler
+from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASKS, PandaTable
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,46 @@ class Rollout:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
+ChunkSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]  # (step, image, qpos8) -> chunk (k, A)
+
+
+def run_episode(
+    env: PandaTable,
+    chunks: ChunkSource,
+    executor: ClosedLoopExecutor,
+    task: str,
+    seed: int,
+    rate_hz: float,
+    max_steps: int,
+    record_video: bool = False,
+    stop_on_success: bool = True,
+    render: bool = True,
+) -> Rollout:
+    """One closed-loop episode: every control period render, ask `chunks` for a chunk, execute its first target
+    through `executor` (holds keep the measured position, as the node's hold trajectory does)."""
+    env.reset(seed)
+    executor.reset()
+    executed, frames, holds = [], [], 0
+    success = False
+    for step in range(max_steps):
+        image = env.render() if render or record_video else None
+        q = env.qpos8()
+        targets, reason = executor.step(step / rate_hz, chunks(step, image, q), q)
+        holds += reason is not None
+        if targets.shape[1] > 7:
+            env.command(targets[0, :7], gripper_command(float(targets[0, 7]), float(q[7])))
+        else:
+            env.command(targets[0, :7])
+        executed.append(targets[0])
+        if record_video and step % 2 == 0:
+            frames.append(image)
+        env.step(1.0 / rate_hz)
+        success = success or env.success(task)
+        if success and stop_on_success:
+            return Rollout(task, seed, True, step + 1, holds, np.array(executed), frames)
+    return Rollout(task, seed, success, max_steps, holds, np.array(executed), frames)
+
+
 def rollout(
     env: PandaTable,
     policy: CCoLPolicy,
@@ -54,32 +96,25 @@ def rollout(
     rate_hz: float,
     max_seconds: float,
     arm_id: str = "panda",
+    mode: str = "ensemble",
     ensemble_m: float = 0.01,
     record_video: bool = False,
 ) -> Rollout:
-    env.reset(seed)
+    """A policy in closed loop on the scene of `seed`."""
     policy.set_instruction(task)
-    ens = TemporalEnsembler(policy.chunk_size, policy.cfg.model.action_dim, ensemble_m)
-    # the first target may be as far as the joint velocity limits allow in one control period
-    safety = SafetyFilter(arm_id, dt=1.0 / rate_hz, max_first_step=float(limits_for(arm_id).velocity.min()) / rate_hz)
-    executed, frames, holds = [], [], 0
-    steps = int(max_seconds * rate_hz)
-    for step in range(steps):
-        image = env.render()
-        q = env.qpos8()
-        ens.add(step, policy.predict_chunk(image, q))
-        target, reason = safety.filter(ens.trajectory(step, 1), q)
-        if reason:  # as on the robot: hold where we are
-            holds += 1
-            target = q[None]
-        env.command(target[0, :7], gripper_command(float(target[0, 7]), float(q[7])))
-        executed.append(target[0])
-        if record_video and step % 2 == 0:
-            frames.append(image)
-        env.step(1.0 / rate_hz)
-        if env.success(task):
-            return Rollout(task, seed, True, step + 1, holds, np.array(executed), frames)
-    return Rollout(task, seed, False, steps, holds, np.array(executed), frames)
+    executor = ClosedLoopExecutor(
+        arm_id, 1.0 / rate_hz, policy.chunk_size, policy.cfg.model.action_dim, mode=mode, ensemble_m=ensemble_m
+    )
+    return run_episode(
+        env,
+        lambda step, image, q: policy.predict_chunk(image, q),
+        executor,
+        task,
+        seed,
+        rate_hz,
+        int(max_seconds * rate_hz),
+        record_video,
+    )
 
 
 def save_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:

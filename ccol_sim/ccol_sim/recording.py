@@ -13,7 +13,7 @@ from rosbags.typesys import Stores, get_typestore
 from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
-from ccol_teleop.episodes import INSTRUCTION_TOPIC, EpisodeWriter, next_index
+from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index
 
 log = logging.getLogger(__name__)
 TS = get_typestore(Stores.ROS2_JAZZY)
@@ -76,6 +76,7 @@ def record_episode(
         "/joint_states": "sensor_msgs/msg/JointState",
         f"/{arm_id}_gripper/joint_states": "sensor_msgs/msg/JointState",
         COLOR: "sensor_msgs/msg/Image",
+        GRIPPER_COMMAND_TOPIC: "sensor_msgs/msg/JointState",
     }
     if depth:
         topics[DEPTH] = "sensor_msgs/msg/Image"
@@ -97,6 +98,7 @@ def record_episode(
         targets = plan(env, task, np.random.default_rng(seed + 7919), joint_rate_hz)
         dt = 1.0 / joint_rate_hz
         next_frame = 0.0
+        last_command = None
         start = env.time
         for row in targets:
             t = env.time - start
@@ -110,6 +112,9 @@ def record_episode(
                     mm = np.clip(env.render_depth() * 1000, 0, 65535).astype("<u2")
                     writer.write(DEPTH, ns, image_cdr(mm, t, "16UC1"))
                 next_frame += 1.0 / camera_rate_hz
+            if row[7] != last_command:  # the teacher's gripper command, as the recorder logs the operator's
+                writer.write(GRIPPER_COMMAND_TOPIC, ns, joint_state_cdr(["gripper_command"], row[7:8], t))
+                last_command = row[7]
             env.command(row[:7], row[7])
             env.step(dt)
         success = env.success(task)

@@ -24,9 +24,12 @@ from typing import Any
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ccol_policy.bags import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC
+
+__all__ = ["GRIPPER_COMMAND_TOPIC", "INSTRUCTION_TOPIC"]
+
 log = logging.getLogger(__name__)
 
-INSTRUCTION_TOPIC = "/ccol/instruction"
 METADATA_FILE = "episode.json"
 _NAME = re.compile(r"^episode_(\d{4,})(\.\w+)?$")
 

@@ -8,6 +8,8 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ccol_policy.config import ODEConfig
 
+FIXED_GRID = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+
 
 class ResidualVectorField(nn.Module):
     """f(z, t; psi): a residual MLP giving dz/dt."""
@@ -47,7 +49,18 @@ class LatentODE(nn.Module):
         solve = odeint_adjoint if self.cfg.adjoint else odeint
         # The solver's step-size control runs in float32 even under autocast.
         with torch.autocast(device_type=z0.device.type, enabled=False):
-            traj = solve(self.func, z0.float(), t, method=self.cfg.solver, rtol=self.cfg.rtol, atol=self.cfg.atol)
+            options = (
+                {"step_size": self.cfg.step_size} if self.cfg.step_size and self.cfg.solver in FIXED_GRID else None
+            )
+            traj = solve(
+                self.func,
+                z0.float(),
+                t,
+                method=self.cfg.solver,
+                rtol=self.cfg.rtol,
+                atol=self.cfg.atol,
+                options=options,
+            )
         return traj.transpose(0, 1)  # (T, B, d_z) -> (B, T, d_z)
 
     def disc_penalty(self, traj: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,6 +26,40 @@ def _load_pretrained_vit(name_or_dir: str) -> nn.Module:
         ) from exc
 
 
+class ConvStem(nn.Sequential):
+    """The convolutional stem of Xiao et al. (2021) in place of the ViT's patch embedding: 3x3 stride-2
+    convolutions (log2(patch) of them, widths doubling up to `hidden`) and a 1x1 projection;
+    (N, C, S, S) -> (N, hidden, S / patch, S / patch)."""
+
+    @property
+    def weight(self) -> torch.Tensor:  # transformers' ViT reads the patch projection's dtype from here
+        return self[0].weight
+
+
+def conv_stem(channels: int, hidden: int, patch: int) -> ConvStem:
+    layers: list[nn.Module] = []
+    n = patch.bit_length() - 1
+    width = max(hidden // 2 ** (n - 1), 8) if n else hidden
+    c = channels
+    for _ in range(n):
+        layers += [nn.Conv2d(c, width, 3, 2, 1), nn.GroupNorm(min(8, width // 4), width), nn.ReLU()]
+        c, width = width, min(width * 2, hidden)
+    layers.append(nn.Conv2d(c, hidden, 1))
+    return ConvStem(*layers)
+
+
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Translate every image of (N, C, S, S) by its own random whole-pixel offset in [-pad, pad] (edges
+    replicated): DrQ's augmentation (Kostrikov et al. 2020)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = (torch.randint(0, 2 * pad + 1, (2, n), device=x.device)).unbind(0)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None]  # (N, H)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None]  # (N, W)
+    idx = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 class VisionEncoder(nn.Module):
     """RGB(-D) frames of one or more cameras -> ViT patch tokens.
 
@@ -54,6 +88,8 @@ class VisionEncoder(nn.Module):
                 intermediate_size=cfg.intermediate_size,
             )
             self.vit = ViTModel(vit_cfg, add_pooling_layer=False)
+            if cfg.stem == "conv":
+                self.vit.embeddings.patch_embeddings.projection = conv_stem(channels, cfg.hidden_size, cfg.patch_size)
         self.out_dim = self.vit.config.hidden_size
         self._interpolate_pos = self.vit.config.image_size != cfg.image_size
         self.register_buffer("mean", torch.tensor(cfg.image_mean).view(1, 3, 1, 1), persistent=False)
@@ -91,6 +127,8 @@ class VisionEncoder(nn.Module):
             if d.shape[-2:] != (size, size):
                 d = F.interpolate(d, size=(size, size), mode="nearest")
             x = torch.cat([x, d * 2.0 - 1.0], dim=1)
+        if self.training and self.cfg.random_shift:
+            x = random_shift(x, self.cfg.random_shift)
         return x
 
     def forward(self, images: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
