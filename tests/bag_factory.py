@@ -9,6 +9,8 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ccol_policy.robots import profile_for
+
 TS = get_typestore(Stores.ROS2_JAZZY)
 Header = TS.types["std_msgs/msg/Header"]
 Time = TS.types["builtin_interfaces/msg/Time"]
@@ -53,8 +55,9 @@ def make_bag(
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=9, storage_plugin=plugin)
     writer.open()
-    js = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=TS)
-    grip = writer.add_connection(f"/{arm_id}_gripper/joint_states", "sensor_msgs/msg/JointState", typestore=TS)
+    profile = profile_for(arm_id)  # the driver's topic names, as the recorder writes them
+    js = writer.add_connection(profile.joint_states_topic, "sensor_msgs/msg/JointState", typestore=TS)
+    grip = writer.add_connection(profile.gripper_joint_states_topic, "sensor_msgs/msg/JointState", typestore=TS)
     cam = (
         writer.add_connection("/camera/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=TS)
         if with_images

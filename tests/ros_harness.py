@@ -1,4 +1,7 @@
-"""A fake Franka + RealSense for node tests: publishes joint states and camera images over real DDS."""
+"""A fake Franka + RealSense for node tests over real DDS, speaking the upstream names of the arm's driver row
+(ccol_policy.robots): measured joints on `/franka/joint_states` at 1 kHz, the gripper on `<ns>/joint_states` at
+the driver's rate, colour images on realsense-ros' topic; trajectories on the JTC topic are checked as
+joint_trajectory_controller does (an empty one is rejected and changes nothing)."""
 
 from __future__ import annotations
 
@@ -17,13 +20,17 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from ccol_policy.robots import profile_for
 
 
 class FakeRobot(Node):
-    """Publishes `/joint_states`, the gripper joint states and the colour image with current stamps."""
+    """Publishes the driver's joint states, the gripper joint states and the colour image with current stamps."""
 
-    def __init__(self, arm_id: str, qpos: np.ndarray, image: np.ndarray, prefix: str = "") -> None:
+    def __init__(self, arm_id: str, qpos: np.ndarray, image: np.ndarray, joint_rate_hz: float = 1000.0) -> None:
         super().__init__("fake_robot")
+        profile = profile_for(arm_id)
         self.arm_id = arm_id
         self.qpos = qpos.astype(float)
         self.image = image
@@ -33,12 +40,26 @@ class FakeRobot(Node):
         self.stamp_offset = 0.0
         self.moving = False  # a slow sine on every joint, like a person guiding the arm
         self._t0 = time.monotonic()
-        self.joints_pub = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
-        self.gripper_pub = self.create_publisher(JointState, f"/{arm_id}_gripper/joint_states", qos_profile_sensor_data)
-        self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", qos_profile_sensor_data)
+        sensor = qos_profile_sensor_data
+        self.joints_pub = self.create_publisher(JointState, profile.joint_states_topic, sensor)
+        self.gripper_pub = self.create_publisher(JointState, profile.gripper_joint_states_topic, sensor)
+        self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", sensor)
+        self._per_tick = max(1, round(joint_rate_hz / 100))  # 1 kHz as bursts of 10 every 10 ms: cheap in Python
         self.create_timer(0.01, self._joints)
+        self.create_timer(1 / profile.gripper_rate_hz, self._gripper)
         self.create_timer(1 / 30, self._camera)
         self.received: dict[str, list[Any]] = {}
+        self.accepted: list[JointTrajectory] = []  # what joint_trajectory_controller would execute
+        self.rejected: list[str] = []  # ... and what it would refuse, with its error
+        self.create_subscription(JointTrajectory, profile.trajectory_topic, self._on_trajectory, 10)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if not msg.points:
+            self.rejected.append("Empty trajectory received.")
+        elif any(abs(v) > 1e-12 for v in (msg.points[-1].velocities or [])):
+            self.rejected.append("Velocity of last trajectory point is not zero")
+        else:
+            self.accepted.append(msg)
 
     def listen(self, msg_type: type, topic: str, qos: Any = 10) -> list[Any]:
         box: list[Any] = []
@@ -59,8 +80,11 @@ class FakeRobot(Node):
     def _joints(self) -> None:
         q = self.current_qpos()
         msg = JointState(name=list(self.joint_names), position=q[:7].tolist())
-        msg.header.stamp = self._stamp()
-        self.joints_pub.publish(msg)
+        for _ in range(self._per_tick):
+            msg.header.stamp = self._stamp()
+            self.joints_pub.publish(msg)
+
+    def _gripper(self) -> None:
         g = JointState(
             name=[f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"],
             position=[self.qpos[7] / 2, self.qpos[7] / 2],

@@ -102,7 +102,7 @@ def test_executor_holds_on_gross_jumps_and_nan_then_restarts_from_the_measured_s
 
 
 def test_limits_by_arm_id() -> None:
-    assert limits_for("fr3_left") is LIMITS["fr3"]
+    assert limits_for("left_fr3") is LIMITS["fr3"]
     with pytest.raises(ValueError, match="unknown arm_id"):
         limits_for("ur5")
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,11 +79,11 @@ def test_record_yaml_matches_node_parameters() -> None:
     [
         (
             "policy.launch.py",
-            {"instruction", "checkpoint", "device", "rate_hz", "arm_id", "robot_ip", "execution_mode", "use_sim"},
+            {"instruction", "checkpoint", "device", "rate_hz", "robot_type", "robot_ip", "execution_mode", "use_sim"},
         ),
         (
             "record.launch.py",
-            {"instruction", "output_dir", "arm_id", "robot_ip", "use_realsense_ros", "record_depth", "use_sim"},
+            {"instruction", "output_dir", "robot_type", "robot_ip", "use_realsense_ros", "record_depth", "use_sim"},
         ),
     ],
 )
@@ -88,3 +91,56 @@ def test_launch_arguments(name: str, args: set[str]) -> None:
     tree = ast.parse((ROOT / "ccol_bringup" / "launch" / name).read_text())
     declared = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "ARGS")
     assert args <= {k.value for k in declared.value.keys}
+
+
+def test_fr3_controllers_define_the_trajectory_controller_the_node_streams_to() -> None:
+    from ccol_policy.policy_node import DEFAULTS
+    from ccol_policy.robots import profile_for
+
+    docs = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "controllers_fr3.yaml").read_text())
+    manager = docs["/**"]["controller_manager"]["ros__parameters"]
+    profile = profile_for("fr3")
+    assert manager[profile.trajectory_controller]["type"] == "joint_trajectory_controller/JointTrajectoryController"
+    assert manager[profile.gravity_controller]["type"].startswith("franka_example_controllers/")
+    assert {"joint_state_broadcaster", "franka_robot_state_broadcaster"} <= set(manager)
+    jtc = docs["/**"][profile.trajectory_controller]["ros__parameters"]
+    assert jtc["joints"] == [f"fr3_joint{i}" for i in range(1, 8)]
+    assert jtc["command_interfaces"] == ["effort"] and set(jtc["gains"]) == set(jtc["joints"])
+    assert jtc["allow_nonzero_velocity_at_trajectory_end"] is False  # our chunks end at rest
+    assert DEFAULTS["trajectory_topic"] == profile.trajectory_topic
+
+
+def test_driver_rows_and_franka_launch_argument_names() -> None:
+    from ccol_policy.robots import franka_launch_robot_argument, profile_for
+
+    assert (
+        franka_launch_robot_argument("3.4.0") == "robot_type" and franka_launch_robot_argument("2.5.0") == "robot_type"
+    )
+    assert franka_launch_robot_argument("3.1.1") == "arm_id" and franka_launch_robot_argument("2.1.0") == "arm_id"
+    with pytest.raises(ValueError, match="controllers_yaml"):
+        franka_launch_robot_argument("2.0.4")
+    assert profile_for("left_fr3").gripper_namespace == "/franka_gripper"
+    assert (
+        profile_for("panda").driver == "multipanda_ros2" and profile_for("panda").gripper_namespace == "/panda_gripper"
+    )
+    with pytest.raises(ValueError, match="robot_type"):
+        profile_for("ur5")
+
+
+def test_launch_files_against_upstream_sources() -> None:
+    """scripts/check_upstream_launch.sh executes both launch files against franka_ros2, multipanda_ros2,
+    franka_description and realsense-ros with ros2/launch + launch_ros from source; it needs those sources."""
+    src = os.environ.get("CCOL_UPSTREAM_SRC")
+    if not src:
+        pytest.skip(
+            "needs the upstream sources (ros2/launch, launch_ros, osrf_pycommon, franka_ros2, franka_description, "
+            "multipanda_ros2, realsense-ros): run scripts/check_upstream_launch.sh, or set CCOL_UPSTREAM_SRC to its "
+            "exported src directory with launch/launch_ros/osrf_pycommon/xacro on PYTHONPATH"
+        )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_upstream_launch.py"), "--src", src],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import h5py
@@ -47,6 +48,7 @@ def world(policy: CCoLPolicy, observation):
         policy,
         {
             "arm_id": "panda",
+            "gripper_namespace": "/panda_gripper",
             "instruction": "lift the pen",
             "rate_hz": 20.0,
             "execution_mode": "chunk",
@@ -207,6 +209,7 @@ def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) 
             policy,
             {
                 "arm_id": "panda",
+                "gripper_namespace": "/panda_gripper",
                 "instruction": "lift the pen",
                 "rate_hz": 20.0,
                 "dry_run": True,
@@ -221,6 +224,53 @@ def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) 
         grip = robot.listen(Float64, "/policy_node/gripper_width")
         assert spin_until(ex, lambda: len(dry) >= 3, 10.0), node.hold_reason
         assert controller == [] and grip == []
+        ex.shutdown()
+        node.destroy_node()
+        robot.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy, observation) -> None:
+    """Upstream names and rates (fr3_joint* on /franka/joint_states at 1 kHz, /franka_gripper/joint_states at
+    15 Hz, a 640x480 rgb8 D435i at 30 Hz), policy_node with its default parameters: motions at >= 30 Hz that
+    joint_trajectory_controller accepts (velocities, last point at rest), a NaN joint -> one trajectory holding
+    the last measured position, then nothing until the fault clears."""
+    import threading
+
+    rclpy.init()
+    try:
+        image, qpos = observation
+        big = np.ascontiguousarray(np.resize(image, (480, 640, 3)))
+        robot = FakeRobot("fr3", qpos, big)
+        robot_ex = SingleThreadedExecutor()  # the robot in its own thread, as it is its own process on a robot
+        robot_ex.add_node(robot)
+        threading.Thread(target=robot_ex.spin, daemon=True).start()
+        node = PolicyNode(policy, {"instruction": "lift the pen", "start_enabled": True})
+        ex = SingleThreadedExecutor()
+        ex.add_node(node)
+        assert spin_until(ex, lambda: len(robot.accepted) >= 20, 15.0), node.hold_reason
+        n0, t0 = len(robot.accepted), time.monotonic()
+        spin_for(ex, 2.0)
+        rate = (len(robot.accepted) - n0) / (time.monotonic() - t0)
+        assert rate >= 30.0, rate
+        assert robot.rejected == []
+        last = robot.accepted[-1]
+        assert last.joint_names == [f"fr3_joint{i}" for i in range(1, 8)]
+        assert all(len(p.velocities) == 7 for p in last.points) and not any(last.points[-1].velocities)
+        assert node.status()["gripper"].startswith("franka_msgs is not installed")
+        valid = robot.qpos.copy()
+        robot.qpos[3] = np.nan
+        assert spin_until(ex, lambda: "NaN" in node.hold_reason, 2.0), node.hold_reason
+        spin_for(ex, 0.2)
+        n = len(robot.accepted)
+        hold = robot.accepted[-1]
+        assert len(hold.points) == 1 and np.allclose(hold.points[0].positions, valid[:7], atol=1e-9)
+        spin_for(ex, 0.5)
+        assert len(robot.accepted) == n and robot.rejected == []  # no motion while the fault lasts
+        robot.qpos[3] = valid[3]
+        assert spin_until(ex, lambda: len(robot.accepted) > n + 3, 5.0)
+        robot_ex.shutdown()
         ex.shutdown()
         node.destroy_node()
         robot.destroy_node()

@@ -86,13 +86,13 @@ def test_record_stop_and_discard(rig) -> None:
     assert meta["instruction"] == "lift the pen" and meta["success"] and meta["arm_id"] == "fr3"
     msgs = _messages(bag)
     assert msgs["/ccol/instruction"][0][1].data == "lift the pen"
-    joints = msgs["/joint_states"]
+    joints = msgs["/franka/joint_states"]  # franka_ros2's 1 kHz measured joints, the default source
     images = msgs["/camera/camera/color/image_raw"]
-    assert 80 < len(joints) < 200 and 25 < len(images) < 60, (len(joints), len(images))
-    assert meta["frame_counts"]["/joint_states"] == len(joints)
+    assert 700 < len(joints) < 2000 and 25 < len(images) < 60, (len(joints), len(images))
+    assert meta["frame_counts"]["/franka/joint_states"] == len(joints)
     assert all(b[0] >= a[0] for a, b in zip(joints, joints[1:]))  # receive times increase
     assert images[0][1].encoding == "rgb8" and (images[0][1].height, images[0][1].width) == (48, 64)
-    assert len(msgs["/fr3_gripper/joint_states"]) > 50
+    assert len(msgs["/franka_gripper/joint_states"]) > 10  # franka_gripper: 15 Hz
     # discard: nothing kept, and the index is not reused
     assert rig["node"].start()[0]
     spin_for(rig["ex"], 0.3)
@@ -140,7 +140,11 @@ def test_build_dataset_from_recorded_bags_skips_a_camera_gap(rig, tmp_path: Path
     _go(rig)
     for gap in (False, True, False):
         assert rig["node"].start()[0]
-        spin_for(rig["ex"], 0.8)
+        spin_for(rig["ex"], 0.4)
+        if not gap:
+            ok, message = rig["node"].command_gripper(True)  # logged; not sent: no franka_msgs / gripper here
+            assert not ok and "logged but not sent" in message, message
+        spin_for(rig["ex"], 0.4)
         if gap:
             rig["robot"].camera_alive = False
             spin_for(rig["ex"], 0.5)
@@ -158,8 +162,13 @@ def test_build_dataset_from_recorded_bags_skips_a_camera_gap(rig, tmp_path: Path
         img = f["observations/images/color"][()]
         assert f.attrs["instruction"] == "lift the pen" and f.attrs["control_rate_hz"] == 20.0
     assert q.shape[1] == 8 and 25 <= len(q) <= 40 and img.shape[1:] == (24, 32, 3)
-    np.testing.assert_allclose(a[:-1], q[1:])  # the action is the next step's joint positions
+    np.testing.assert_allclose(a[:-1, :7], q[1:, :7])  # the arm action is the next step's joint positions
     assert np.abs(q[:, 7] - 0.06).max() < 1e-6 and q[:, 0].std() > 1e-3  # gripper width = sum of fingers
+    # the operator pressed "grasp" 0.4 s in: the gripper label is the command, the observation the measured width
+    closed = a[:, 7] == 0.0
+    assert closed.any() and not closed[0] and closed[-1] and np.abs(a[~closed, 7] - 0.06).max() < 1e-6
+    assert 0.2 < int(np.argmax(closed)) / 20.0 < 0.7
+    assert rows[0].gripper_label == "command"
 
 
 def _run_recorder(out: Path) -> subprocess.Popen:
@@ -218,7 +227,7 @@ def test_killed_recorder_keeps_earlier_episodes(tmp_path: Path) -> None:
         rclpy.shutdown()
     assert (out / "episode_0000" / "metadata.yaml").is_file() and (out / "episode_0001.partial").is_dir()
     msgs = _messages(out / "episode_0000")
-    assert len(msgs["/joint_states"]) > 50
+    assert len(msgs["/franka/joint_states"]) > 500
     rows = build_dataset(
         [out],
         tmp_path / "dataset",

@@ -1,10 +1,14 @@
-"""ros2 launch ccol_bringup policy.launch.py instruction:="lift the pen" checkpoint:=runs/pen/best
+"""ros2 launch ccol_bringup policy.launch.py instruction:="lift the pen" checkpoint:=runs/pen/best robot_ip:=172.16.0.2
 
-Starts policy_node with config/policy.yaml, plus the Franka and RealSense bring-up when those packages are
-installed (use_sim:=true starts the ccol_sim simulator instead of both).
+Starts policy_node with config/policy.yaml and the topic names of the robot row (`robot_type`: fr3 with
+franka_ros2, panda with multipanda_ros2; see README "Support matrix"); with `robot_ip` also the upstream driver
+(franka_bringup, with our controllers file for franka_ros2) and realsense-ros, and spawns the arm's
+joint_trajectory_controller (unloaded again when this launch stops). use_sim:=true runs against the ccol_sim
+MuJoCo Panda instead (robot_type panda, the multipanda_ros2 names).
 """
 
 import yaml
+from ccol_bringup.robot import driver_include, spawn_controller
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -12,14 +16,16 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from ccol_bringup import config_file, package_share
+from ccol_policy.robots import profile_for
 
 ARGS = {
     "instruction": ("", "task in words, e.g. 'lift the pen'"),
     "checkpoint": ("", "checkpoint directory written by `ccol train` (OUT/best)"),
     "device": ("auto", "auto, cuda or cpu"),
     "rate_hz": ("67.0", "inference and command rate"),
-    "arm_id": ("fr3", "fr3 or panda"),
-    "robot_ip": ("", "robot IP for franka_bringup; empty: do not start the robot driver"),
+    "robot_type": ("", "fr3 (franka_ros2) or panda (multipanda_ros2); empty: fr3, or panda with use_sim"),
+    "robot_ip": ("", "robot IP: start the upstream driver here; empty: the driver runs elsewhere"),
+    "spawn_controller": ("true", "spawn joint_trajectory_controller (needs the driver's controller_manager)"),
     "execution_mode": ("ensemble", "ensemble (temporal ensembling) or chunk"),
     "use_sim": ("false", "run against the ccol_sim MuJoCo Panda instead of the robot"),
     "use_realsense_ros": ("true", "start realsense2_camera when installed"),
@@ -28,30 +34,24 @@ ARGS = {
 
 def _setup(context):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGS}
+    use_sim = arg["use_sim"].lower() == "true"
+    robot_type = arg["robot_type"] or ("panda" if use_sim else "fr3")
+    profile = profile_for(robot_type)
     actions = []
-    if arg["use_sim"].lower() == "true":
+    if use_sim:
         sim = package_share("ccol_sim")
         if sim is None:
             raise RuntimeError("use_sim:=true needs the ccol_sim package (colcon build it)")
         actions.append(
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(f"{sim}/launch/sim.launch.py"),
-                launch_arguments={"arm_id": arg["arm_id"], "mode": "follow"}.items(),
+                launch_arguments={"robot_type": robot_type, "mode": "follow"}.items(),
             )
         )
     else:
-        franka = package_share("franka_bringup")
-        if franka and arg["robot_ip"]:
-            actions.append(
-                IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(f"{franka}/launch/franka.launch.py"),
-                    launch_arguments={
-                        "robot_ip": arg["robot_ip"],
-                        "arm_id": arg["arm_id"],
-                        "load_gripper": "true",
-                    }.items(),
-                )
-            )
+        actions += driver_include(robot_type, arg["robot_ip"])
+        if arg["spawn_controller"].lower() == "true":
+            actions.append(spawn_controller(robot_type, profile.trajectory_controller))
         realsense = package_share("realsense2_camera")
         if realsense and arg["use_realsense_ros"].lower() == "true":
             with open(config_file("realsense.yaml")) as f:
@@ -66,7 +66,11 @@ def _setup(context):
         "checkpoint": arg["checkpoint"],
         "device": arg["device"],
         "rate_hz": float(arg["rate_hz"]),
-        "arm_id": arg["arm_id"],
+        "arm_id": robot_type,
+        "joint_states_topic": profile.joint_states_topic,
+        "gripper_namespace": profile.gripper_namespace,
+        "trajectory_topic": profile.trajectory_topic,
+        "gripper_mode": "topic" if use_sim else "action",
         "execution_mode": arg["execution_mode"],
     }
     actions.append(

@@ -1,12 +1,14 @@
-"""ros2 launch ccol_bringup record.launch.py instruction:="lift the pen" output_dir:=~/ccol_data/pen
+"""ros2 launch ccol_bringup record.launch.py instruction:="lift the pen" output_dir:=~/ccol_data/pen robot_ip:=IP
 
-Starts recorder_node with config/record.yaml; with the robot: franka_bringup (put the arm in gravity
-compensation, e.g. franka_bringup's gravity_compensation_example_controller) and realsense-ros when installed;
-use_realsense_ros:=false captures the D435i with pyrealsense2 inside the recorder; use_sim:=true records from
-the ccol_sim simulator with its scripted teacher instead.
+Starts recorder_node with config/record.yaml and the topic names of the robot row (`robot_type`: fr3 with
+franka_ros2, panda with multipanda_ros2); with `robot_ip` also the upstream driver, and spawns the gravity
+compensation controller for kinesthetic teaching (unloaded again when this launch stops, so policy.launch.py
+can take the arm); realsense-ros when installed, or use_realsense_ros:=false to capture the D435i with
+pyrealsense2 inside the recorder; use_sim:=true records from the ccol_sim simulator's scripted teacher instead.
 """
 
 import yaml
+from ccol_bringup.robot import driver_include, spawn_controller
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -14,12 +16,14 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from ccol_bringup import config_file, package_share
+from ccol_policy.robots import profile_for
 
 ARGS = {
     "instruction": ("", "task being demonstrated, e.g. 'lift the pen'"),
     "output_dir": ("~/ccol_data/episodes", "where episode bags are written"),
-    "arm_id": ("fr3", "fr3 or panda"),
-    "robot_ip": ("", "robot IP for franka_bringup; empty: the driver is started elsewhere"),
+    "robot_type": ("", "fr3 (franka_ros2) or panda (multipanda_ros2); empty: fr3, or panda with use_sim"),
+    "robot_ip": ("", "robot IP: start the upstream driver here; empty: the driver runs elsewhere"),
+    "spawn_controller": ("true", "spawn the gravity compensation controller (needs the driver's controller_manager)"),
     "use_realsense_ros": ("true", "start realsense2_camera; false: capture with pyrealsense2 in the recorder"),
     "record_depth": ("false", "also record aligned depth"),
     "use_sim": ("false", "record from the ccol_sim MuJoCo Panda with its scripted teacher"),
@@ -31,7 +35,10 @@ def _setup(context):
     actions = []
     record_depth = arg["record_depth"].lower() == "true"
     direct = False
-    if arg["use_sim"].lower() == "true":
+    use_sim = arg["use_sim"].lower() == "true"
+    robot_type = arg["robot_type"] or ("panda" if use_sim else "fr3")
+    profile = profile_for(robot_type)
+    if use_sim:
         sim = package_share("ccol_sim")
         if sim is None:
             raise RuntimeError("use_sim:=true needs the ccol_sim package (colcon build it)")
@@ -39,25 +46,16 @@ def _setup(context):
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(f"{sim}/launch/sim.launch.py"),
                 launch_arguments={
-                    "arm_id": arg["arm_id"],
+                    "robot_type": robot_type,
                     "mode": "kinesthetic",
                     "instruction": arg["instruction"],
                 }.items(),
             )
         )
     else:
-        franka = package_share("franka_bringup")
-        if franka and arg["robot_ip"]:
-            actions.append(
-                IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(f"{franka}/launch/franka.launch.py"),
-                    launch_arguments={
-                        "robot_ip": arg["robot_ip"],
-                        "arm_id": arg["arm_id"],
-                        "load_gripper": "true",
-                    }.items(),
-                )
-            )
+        actions += driver_include(robot_type, arg["robot_ip"])
+        if arg["spawn_controller"].lower() == "true":
+            actions.append(spawn_controller(robot_type, profile.gravity_controller))
         realsense = package_share("realsense2_camera")
         if arg["use_realsense_ros"].lower() == "true":
             if realsense is None:
@@ -77,7 +75,12 @@ def _setup(context):
     overrides = {
         "instruction": arg["instruction"],
         "output_dir": arg["output_dir"],
-        "arm_id": arg["arm_id"],
+        "arm_id": robot_type,
+        "joint_states_topic": profile.joint_states_topic,
+        "joint_states_rate_hz": profile.joint_states_rate_hz,
+        "gripper_namespace": profile.gripper_namespace,
+        "gripper_rate_hz": profile.gripper_rate_hz,
+        "gripper_control": not use_sim,
         "record_depth": record_depth,
         "direct_capture": direct,
     }

@@ -21,6 +21,7 @@ import numpy as np
 
 from ccol_policy.control import arm_joint_names, depth_to_metres, finger_joint_names, image_to_rgb
 from ccol_policy.policy import ObservationError
+from ccol_policy.robots import profile_for
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,25 @@ class BagError(ValueError):
 
 @dataclass
 class BagTopics:
-    """Topic names, as the recorder and the policy node use them (realsense-ros 4.x, franka_ros2)."""
+    """Topic names, as the recorder and the policy node use them (realsense-ros 4.x, the arm's driver row)."""
 
     arm_id: str = "fr3"
-    joint_states: str = "/joint_states"
-    gripper: str | None = ""  # "": /<arm_id>_gripper/joint_states; None: no gripper
+    joint_states: str = ""  # "": the driver's high-rate topic (/franka/joint_states)
+    gripper: str | None = ""  # "": the driver's gripper joint states (/franka_gripper/joint_states); None: none
     color: str = "/camera/camera/color/image_raw"
     depth: str = "/camera/camera/aligned_depth_to_color/image_raw"
     instruction: str = INSTRUCTION_TOPIC
     gripper_command: str = GRIPPER_COMMAND_TOPIC
 
+    def __post_init__(self) -> None:
+        if not self.joint_states:
+            self.joint_states = profile_for(self.arm_id).joint_states_topic
+
     @property
     def gripper_topic(self) -> str | None:
         if self.gripper is None:
             return None
-        return self.gripper or f"/{self.arm_id}_gripper/joint_states"
+        return self.gripper or profile_for(self.arm_id).gripper_joint_states_topic
 
     @property
     def arm_joints(self) -> list[str]:

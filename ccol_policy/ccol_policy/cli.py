@@ -123,8 +123,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _add_bag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arm-id", default="fr3", help="fr3 or panda (joint names <arm_id>_joint1..7)")
-    p.add_argument("--joint-states-topic", default="/joint_states")
-    p.add_argument("--gripper-topic", default="", help="default /<arm_id>_gripper/joint_states")
+    p.add_argument("--joint-states-topic", default="", help="default: the driver's (/franka/joint_states)")
+    p.add_argument("--gripper-topic", default="", help="default: the driver's (/franka_gripper/joint_states)")
     p.add_argument("--color-topic", default="/camera/camera/color/image_raw")
     p.add_argument("--depth-topic", default="/camera/camera/aligned_depth_to_color/image_raw")
     p.add_argument(
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robot", action="store_true", help="publish to the robot's controller instead of the sim")
     p.add_argument("--execute", action="store_true", help="with --robot: really command the controller")
     p.add_argument("--trajectory-topic", default="/joint_trajectory_controller/joint_trajectory")
-    p.add_argument("--joint-states-topic", default="/joint_states")
+    p.add_argument("--joint-states-topic", default="/franka/joint_states")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_replay)
 

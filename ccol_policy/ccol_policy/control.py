@@ -49,11 +49,11 @@ def finger_joint_names(arm_id: str) -> list[str]:
 
 
 def limits_for(arm_id: str) -> ArmLimits:
-    """Limits by arm_id; ids like "fr3_left" use the limits of their model prefix."""
+    """Limits by arm_id; multi-arm ids like "left_fr3" (franka_ros2's arm_prefix) use their model's limits."""
     for model, limits in LIMITS.items():
-        if arm_id == model or arm_id.startswith(model + "_"):
+        if arm_id == model or arm_id.endswith("_" + model):
             return limits
-    raise ValueError(f"unknown arm_id {arm_id!r}: use 'panda' or 'fr3' (or a prefixed id like 'fr3_left')")
+    raise ValueError(f"unknown arm_id {arm_id!r}: use 'panda' or 'fr3' (or a prefixed id like 'left_fr3')")
 
 
 def image_to_rgb(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
@@ -231,6 +231,16 @@ class ClosedLoopExecutor:
             )
         out, self._pending = self.limiter.rollout(targets)
         return out, None
+
+
+def point_velocities(positions: np.ndarray, dt: float, start: np.ndarray) -> np.ndarray:
+    """Velocities for trajectory points (n, 7) spaced by dt after `start` (7,): central differences, the last
+    point at rest. joint_trajectory_controller then blends with cubic splines instead of velocity-discontinuous
+    linear segments, and accepts the trajectory with allow_nonzero_velocity_at_trajectory_end false."""
+    padded = np.vstack([start[None, :7], positions[:, :7], positions[-1:, :7]])
+    v = (padded[2:] - padded[:-2]) / (2 * dt)
+    v[-1] = 0.0
+    return v
 
 
 class LatencyWindow:

@@ -1,8 +1,10 @@
 """`policy_node`: runs a CCoL checkpoint on camera + joint-state topics and commands the Franka controller.
 
 Subscribes (sensor-data QoS): colour image, optional aligned depth, `/joint_states`, gripper joint states.
-Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller, the gripper width (std_msgs/Float64,
-or franka_msgs gripper Move goals where that package is installed), `~/status` (diagnostic_msgs/DiagnosticArray).
+Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller (positions and velocities, last
+point at rest), franka_gripper grasp/move goals (`gripper_mode:=action`; std_msgs/Float64 widths with
+`gripper_mode:=topic`, as the simulator takes them), `~/status` (diagnostic_msgs/DiagnosticArray, with a
+`gripper` field saying whether the gripper server answers).
 Services: `~/enable` (std_srvs/SetBool; the node starts disabled). Topic `~/instruction` (std_msgs/String).
 Where ccol_msgs is built, also `~/policy_status` (ccol_msgs/PolicyStatus) and `~/action_chunk`
 (ccol_msgs/ActionChunk, every prediction with its latency, for logging).
@@ -48,7 +50,9 @@ from ccol_policy.control import (
     finger_joint_names,
     gripper_command,
     image_to_rgb,
+    point_velocities,
 )
+from ccol_policy.gripper import FrankaGripper
 from ccol_policy.policy import CCoLPolicy, ObservationError
 
 DEFAULTS: dict[str, Any] = {
@@ -64,14 +68,17 @@ DEFAULTS: dict[str, Any] = {
     "ensemble_horizon": 10,  # points of the blended trajectory
     "image_topic": "/camera/camera/color/image_raw",
     "depth_topic": "/camera/camera/aligned_depth_to_color/image_raw",
-    "joint_states_topic": "/joint_states",
-    "gripper_joint_states_topic": "",  # "": /<arm_id>_gripper/joint_states
+    "joint_states_topic": "/franka/joint_states",  # the driver's 1 kHz measured joints (ccol_policy.robots)
+    "gripper_namespace": "/franka_gripper",  # franka_gripper node: joint_states, grasp, move (panda: /panda_gripper)
     "trajectory_topic": "/joint_trajectory_controller/joint_trajectory",
+    "gripper_mode": "action",  # "action": franka_gripper grasp/move; "topic": width on gripper_command_topic; "off"
     "gripper_command_topic": "~/gripper_width",
-    "gripper_mode": "auto",  # "auto": franka_msgs action when importable, else the topic; "topic"; "off"
     "gripper_min_change_m": 0.005,
     "gripper_speed_mps": 0.1,
-    "gripper_squeeze_m": 0.01,  # command this much below a closing/holding width so the fingers keep gripping
+    "gripper_force_n": 40.0,  # grasp force when closing
+    "gripper_epsilon_inner_m": 0.005,  # grasp tolerance below the commanded width
+    "gripper_epsilon_outer_m": 0.08,  # ... and above it: any object the hand closes on counts as grasped
+    "gripper_squeeze_m": 0.01,  # topic mode: command this much below a closing/holding width (measured labels)
     "max_obs_age_s": 0.25,
     "expected_image_width": 0,  # 0: any size
     "expected_image_height": 0,
@@ -111,7 +118,7 @@ class PolicyNode(Node):
         rate = policy.ckpt.meta.get("control_rate_hz")
         self.dt = p("control_period_s") or (1.0 / rate if rate else 1.0 / p("rate_hz"))
         self.mode = p("execution_mode")
-        self.executor = ClosedLoopExecutor(
+        self.closed_loop = ClosedLoopExecutor(
             self.arm_id,
             self.dt,
             policy.chunk_size,
@@ -153,7 +160,7 @@ class PolicyNode(Node):
         if policy.cfg.vision.use_depth:
             self.create_subscription(Image, p("depth_topic"), self._on_depth, sensor, callback_group=sensors)
         self.create_subscription(JointState, p("joint_states_topic"), self._on_joints, sensor, callback_group=sensors)
-        gripper_topic = p("gripper_joint_states_topic") or f"/{self.arm_id}_gripper/joint_states"
+        gripper_topic = p("gripper_namespace").rstrip("/") + "/joint_states"
         if self.use_gripper:
             self.create_subscription(JointState, gripper_topic, self._on_gripper, sensor, callback_group=sensors)
         self.create_subscription(String, "~/instruction", self._on_instruction, 10)
@@ -173,9 +180,22 @@ class PolicyNode(Node):
         else:
             self.get_logger().info("ccol_msgs is not installed: status on ~/status (diagnostic_msgs) only")
         self._gripper_pub = None
-        self._gripper_action = None
-        if self.use_gripper:
-            self._setup_gripper(p("gripper_mode"), p("gripper_command_topic"))
+        self.gripper: FrankaGripper | None = None
+        self.gripper_mode = p("gripper_mode") if self.use_gripper else "off"
+        if self.gripper_mode == "action":
+            self.gripper = FrankaGripper(
+                self,
+                p("gripper_namespace"),
+                force=p("gripper_force_n"),
+                epsilon_inner=p("gripper_epsilon_inner_m"),
+                epsilon_outer=p("gripper_epsilon_outer_m"),
+                speed=p("gripper_speed_mps"),
+                min_change=self.gripper_min_change,
+            )
+        elif self.gripper_mode == "topic":
+            self._gripper_pub = self.create_publisher(Float64, p("gripper_command_topic"), 10)
+        elif self.gripper_mode != "off":
+            raise ValueError(f"gripper_mode must be 'action', 'topic' or 'off', got {self.gripper_mode!r}")
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_timer(1.0 / p("rate_hz"), self._cycle)
         self.create_timer(1.0 / p("status_rate_hz"), self._publish_status)
@@ -186,20 +206,6 @@ class PolicyNode(Node):
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
-
-    def _setup_gripper(self, mode: str, topic: str) -> None:
-        if mode == "off":
-            return
-        if mode == "auto":
-            try:
-                from franka_msgs.action import Move  # type: ignore[import-not-found]
-                from rclpy.action import ActionClient
-
-                self._gripper_action = (ActionClient(self, Move, f"/{self.arm_id}_gripper/move"), Move)
-                return
-            except ImportError:
-                pass
-        self._gripper_pub = self.create_publisher(Float64, topic, 10)
 
     # ------------------------------------------------------------------ inputs
     def _now(self) -> float:
@@ -245,7 +251,7 @@ class PolicyNode(Node):
             response.success, response.message = False, "dry_run: this node never commands the robot"
             return response
         self.enabled = bool(request.data)
-        self.executor.reset()
+        self.closed_loop.reset()
         if not self.enabled:
             self._hold("disabled")
         response.success = True
@@ -311,7 +317,7 @@ class PolicyNode(Node):
         self.hold_reason = reason
         if not self._holding:
             self._holding = True
-            self.executor.reset()
+            self.closed_loop.reset()
             if self._last_valid_q is not None and self.commands:
                 self._publish_points(self._last_valid_q[None])  # JTC replaces the running chunk and stays here
 
@@ -321,7 +327,7 @@ class PolicyNode(Node):
             text, self._pending_instruction = self._pending_instruction, None
             try:
                 unknown = self.policy.set_instruction(text)
-                self.executor.reset()
+                self.closed_loop.reset()
                 self.get_logger().info(f"instruction: {text!r}" + (f" (unknown words {unknown})" if unknown else ""))
             except ValueError as exc:
                 self._hold(f"instruction rejected: {exc}")
@@ -344,7 +350,7 @@ class PolicyNode(Node):
         self.latency.add(inference_s)
         self._last_valid_q = qpos[:7].copy()
         self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=inference_s)
-        targets, reason = self.executor.step(now, chunk, qpos)
+        targets, reason = self.closed_loop.step(now, chunk, qpos)
         if reason:
             self._hold(reason)
             return
@@ -358,17 +364,21 @@ class PolicyNode(Node):
         self.hold_reason = ""
         self._publish_times.append(time.perf_counter())
         if self.use_gripper and not self.dry_run:
-            self._command_gripper(gripper_command(float(targets[0, 7]), self._fingers[0], self.gripper_squeeze))
+            self._command_gripper(float(targets[0, 7]), self._fingers[0])
 
     def _publish_points(self, targets: np.ndarray) -> None:
-        """Joint positions (n, 7+) as a trajectory with points every dt, starting on receipt."""
+        """Joint positions (n, 7+) as a trajectory with points every dt, starting on receipt, with velocities
+        (the last point at rest)."""
         msg = JointTrajectory()
         msg.joint_names = list(self.arm_joints)  # header.stamp zero: start executing on receipt
-        for i, row in enumerate(targets):
+        start = self._last_valid_q if self._last_valid_q is not None else targets[0, :7]
+        velocities = point_velocities(targets, self.dt, start) if len(targets) > 1 else np.zeros((1, 7))
+        for i, (row, vel) in enumerate(zip(targets, velocities)):
             ns = round((i + 1) * self.dt * 1e9)
             msg.points.append(
                 JointTrajectoryPoint(
                     positions=row[:7].tolist(),
+                    velocities=vel.tolist(),
                     time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000),
                 )
             )
@@ -387,16 +397,16 @@ class PolicyNode(Node):
         msg.inference_ms = float(inference_s * 1000)
         self.chunk_pub.publish(msg)
 
-    def _command_gripper(self, width: float) -> None:
-        if self._last_gripper is not None and abs(width - self._last_gripper) < self.gripper_min_change:
-            return
-        self._last_gripper = width
-        if self._gripper_pub is not None:
-            self._gripper_pub.publish(Float64(data=width))
-        elif self._gripper_action is not None:
-            client, move = self._gripper_action
-            if client.server_is_ready():
-                client.send_goal_async(move.Goal(width=width, speed=self._param("gripper_speed_mps")))
+    def _command_gripper(self, width: float, measured: float) -> None:
+        if self.gripper is not None:
+            self.gripper.command(width, measured)
+            if self.gripper.error:
+                self.get_logger().warning(self.gripper.error, throttle_duration_sec=5.0)
+        elif self._gripper_pub is not None:
+            width = gripper_command(width, measured, self.gripper_squeeze)
+            if self._last_gripper is None or abs(width - self._last_gripper) >= self.gripper_min_change:
+                self._last_gripper = width
+                self._gripper_pub.publish(Float64(data=width))
 
     # ------------------------------------------------------------------ status
     def achieved_rate(self) -> float:
@@ -421,6 +431,9 @@ class PolicyNode(Node):
             "commands_published": str(self.commands),
             "execution_mode": self.mode,
             "device": str(self.policy.device),
+            "gripper": self.gripper_mode
+            if self.gripper is None
+            else ("ok" if self.gripper.available() else self.gripper.error),
         }
 
     def _publish_status(self) -> None:

@@ -86,8 +86,7 @@ def run_sim_demo(
         reports[name]["held_out_action_l1"] = result.best_val_l1
     plot_success(reports, out / "success.png")
     text = (
-        table(reports)
-        + f"\n\nThe dataset's own labels replayed open loop (`ccol replay`): {replay['successes']}/"
+        table(reports) + f"\n\nThe dataset's own labels replayed open loop (`ccol replay`): {replay['successes']}/"
         f"{replay['episodes']} ({100 * replay['success_rate']:.0f}%), the ceiling of a perfect imitator."
         + "\nOpen loop, held-out demonstration episodes (action L1, rad): "
         + ", ".join(f"{n} {r['held_out_action_l1']:.4f}" for n, r in reports.items())

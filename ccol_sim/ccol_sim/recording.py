@@ -11,6 +11,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from ccol_policy.control import arm_joint_names, finger_joint_names
+from ccol_policy.robots import profile_for
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index
@@ -72,9 +73,10 @@ def record_episode(
     env.reset(seed)
     arm = arm_joint_names(arm_id)
     fingers = finger_joint_names(arm_id)
+    profile = profile_for(arm_id)
     topics = {
-        "/joint_states": "sensor_msgs/msg/JointState",
-        f"/{arm_id}_gripper/joint_states": "sensor_msgs/msg/JointState",
+        profile.joint_states_topic: "sensor_msgs/msg/JointState",
+        profile.gripper_joint_states_topic: "sensor_msgs/msg/JointState",
         COLOR: "sensor_msgs/msg/Image",
         GRIPPER_COMMAND_TOPIC: "sensor_msgs/msg/JointState",
     }
@@ -103,9 +105,9 @@ def record_episode(
         for row in targets:
             t = env.time - start
             ns = int((EPOCH + t) * 1e9)
-            writer.write("/joint_states", ns, joint_state_cdr(arm, env.joints(), t))
+            writer.write(profile.joint_states_topic, ns, joint_state_cdr(arm, env.joints(), t))
             w = env.gripper_width() / 2
-            writer.write(f"/{arm_id}_gripper/joint_states", ns, joint_state_cdr(fingers, np.array([w, w]), t))
+            writer.write(profile.gripper_joint_states_topic, ns, joint_state_cdr(fingers, np.array([w, w]), t))
             if t + 1e-9 >= next_frame:
                 writer.write(COLOR, ns, image_cdr(env.render(), t))
                 if depth:

@@ -1,14 +1,19 @@
-"""`sim_node`: the simulated Panda on the topics of franka_ros2 and realsense-ros.
+"""`sim_node`: the simulated Panda on the topics of its driver row (ccol_policy.robots) and realsense-ros.
 
-Publishes `/joint_states` and `/<arm_id>_gripper/joint_states` at `joint_rate_hz` (>= 100), the colour image
-(+ camera info, optional aligned depth) at `camera_rate_hz` on `/camera/camera/...`, stamped with the node clock.
+Publishes the measured joints on the driver's high-rate topic (`/franka/joint_states`) at `joint_rate_hz`,
+joint_state_publisher's merged `/joint_states` at 30 Hz, the gripper's joint states on `<gripper ns>/joint_states`
+at the driver's gripper rate, the colour image (+ camera info, optional aligned depth) at `camera_rate_hz` on
+`/camera/camera/...`, stamped with the node clock.
 
-mode:=follow      follows trajectory_msgs/JointTrajectory on the joint_trajectory_controller topic, interpolating
-                  in time from the state at receipt as joint_trajectory_controller does (an empty trajectory
-                  holds), and the policy node's gripper width (std_msgs/Float64). `~/reset` (std_srvs/Trigger)
-                  draws a new scene.
+mode:=follow      behaves like ros2_controllers' joint_trajectory_controller on its topic: a new trajectory starts
+                  from the measured state, positions with velocities are interpolated as cubic splines
+                  (positions only: linearly), the last point is held after the end, and an empty trajectory is
+                  rejected ("Empty trajectory received.") so the running one goes on, as on the robot. The gripper
+                  follows the policy node's width (std_msgs/Float64). `~/reset` (std_srvs/Trigger) draws a new
+                  scene.
 mode:=kinesthetic the scripted teacher performs `instruction` while the recorder records: for each episode the
-                  node resets the scene, calls the recorder's `~/start`, demonstrates, and calls `~/stop` (or
+                  node resets the scene, calls the recorder's `~/start`, demonstrates (publishing its gripper
+                  commands on `/ccol/gripper_command`, as the recorder logs an operator's), and calls `~/stop` (or
                   `~/stop_failure` when the teacher failed).
 """
 
@@ -27,7 +32,9 @@ from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from ccol_policy.bags import GRIPPER_COMMAND_TOPIC
 from ccol_policy.control import arm_joint_names, finger_joint_names
+from ccol_policy.robots import profile_for
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
 
@@ -50,14 +57,38 @@ DEFAULTS: dict[str, Any] = {
 
 
 class ActiveTrajectory:
-    """Time-parameterised joint targets: linear interpolation from the state at receipt through the points."""
+    """Time-parameterised joint targets from the measured state at receipt through the points: cubic Hermite
+    segments when the points carry velocities, linear otherwise (as joint_trajectory_controller interpolates);
+    the last point is held after the end."""
 
-    def __init__(self, start_time: float, start: np.ndarray, times: np.ndarray, points: np.ndarray) -> None:
+    def __init__(
+        self,
+        start_time: float,
+        start: np.ndarray,
+        times: np.ndarray,
+        points: np.ndarray,
+        velocities: np.ndarray | None = None,
+        start_velocity: np.ndarray | None = None,
+    ) -> None:
         self.t = np.concatenate([[0.0], times]) + start_time
         self.q = np.vstack([start, points])
+        self.v = None
+        if velocities is not None:
+            v0 = np.zeros_like(start) if start_velocity is None else start_velocity
+            self.v = np.vstack([v0, velocities])
 
     def sample(self, now: float) -> np.ndarray:
-        return np.array([np.interp(now, self.t, self.q[:, j]) for j in range(self.q.shape[1])])
+        if now >= self.t[-1]:
+            return self.q[-1].copy()
+        if now <= self.t[0]:
+            return self.q[0].copy()
+        i = int(np.searchsorted(self.t, now, side="right")) - 1
+        h = self.t[i + 1] - self.t[i]
+        s = (now - self.t[i]) / h
+        if self.v is None:
+            return self.q[i] + s * (self.q[i + 1] - self.q[i])
+        h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
+        return h00 * self.q[i] + h10 * h * self.v[i] + h01 * self.q[i + 1] + h11 * h * self.v[i + 1]
 
 
 class SimNode(Node):
@@ -68,6 +99,7 @@ class SimNode(Node):
             self.declare_parameter(name, default)
         p = self._param
         self.arm_id = p("arm_id")
+        self.profile = profile_for(self.arm_id)
         self.arm_joints = arm_joint_names(self.arm_id)
         self.fingers = finger_joint_names(self.arm_id)
         self.mode = p("mode")
@@ -87,8 +119,11 @@ class SimNode(Node):
         self.wall_start = self._now()
 
         sensor = qos_profile_sensor_data
-        self.joint_pub = self.create_publisher(JointState, "/joint_states", sensor)
-        self.gripper_pub = self.create_publisher(JointState, f"/{self.arm_id}_gripper/joint_states", sensor)
+        self.joint_pub = self.create_publisher(JointState, self.profile.joint_states_topic, sensor)
+        self.merged_pub = self.create_publisher(JointState, "/joint_states", 10)  # joint_state_publisher, 30 Hz
+        self.gripper_pub = self.create_publisher(JointState, self.profile.gripper_joint_states_topic, sensor)
+        self.command_pub = self.create_publisher(JointState, GRIPPER_COMMAND_TOPIC, 10)
+        self._last_command: float | None = None
         self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", sensor)
         self.info_pub = self.create_publisher(CameraInfo, "/camera/camera/color/camera_info", sensor)
         self.depth_pub = (
@@ -100,6 +135,8 @@ class SimNode(Node):
         self.create_subscription(Float64, p("gripper_command_topic"), self._on_gripper, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(self.dt, self._tick)
+        self.create_timer(1.0 / self.profile.gripper_rate_hz, self._gripper_state)
+        self.create_timer(1.0 / 30.0, self._merged_state)
         self.create_timer(1.0 / p("camera_rate_hz"), self._camera)
         self.episodes_done = 0
         self.demo: dict[str, Any] | None = None
@@ -126,8 +163,7 @@ class SimNode(Node):
         if self.mode != "follow":
             return
         if not msg.points:
-            self.trajectory = None
-            self.target = self.env.joints()  # an empty trajectory: stop and hold here
+            self.get_logger().error("Empty trajectory received.", throttle_duration_sec=2.0)  # as JTC: ignored
             return
         index = {n: i for i, n in enumerate(msg.joint_names)}
         if any(n not in index for n in self.arm_joints):
@@ -139,10 +175,14 @@ class SimNode(Node):
         order = [index[n] for n in self.arm_joints]
         times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
         pts = np.array([[p.positions[i] for i in order] for p in msg.points])
+        vel = None
+        if all(len(p.velocities) == len(msg.joint_names) for p in msg.points):
+            vel = np.array([[p.velocities[i] for i in order] for p in msg.points])
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         start = stamp if stamp > 0 else self._now()
-        current = self.trajectory.sample(self._now()) if self.trajectory is not None else self.target
-        self.trajectory = ActiveTrajectory(start, current, times, pts)
+        # joint_trajectory_controller's default: start from the measured state, not the previous desired one
+        measured_v = self.env.data.qvel[self.env.ids.arm_dof].copy()
+        self.trajectory = ActiveTrajectory(start, self.env.joints(), times, pts, vel, measured_v)
         self.trajectories_followed += 1
 
     def _on_gripper(self, msg: Float64) -> None:
@@ -170,10 +210,18 @@ class SimNode(Node):
         js = JointState(name=list(self.arm_joints), position=self.env.joints().tolist())
         js.header.stamp = stamp
         self.joint_pub.publish(js)
+
+    def _gripper_state(self) -> None:
         w = self.env.gripper_width() / 2
         gs = JointState(name=list(self.fingers), position=[w, w])
-        gs.header.stamp = stamp
+        gs.header.stamp = self.get_clock().now().to_msg()
         self.gripper_pub.publish(gs)
+
+    def _merged_state(self) -> None:
+        w = self.env.gripper_width() / 2
+        js = JointState(name=[*self.arm_joints, *self.fingers], position=[*self.env.joints().tolist(), w, w])
+        js.header.stamp = self.get_clock().now().to_msg()
+        self.merged_pub.publish(js)
 
     def _camera(self) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -234,6 +282,7 @@ class SimNode(Node):
             self.target, self.width = self.env.joints(), self.env.gripper_width()
             rows = plan(self.env, task, np.random.default_rng(self.seed + 7919), 1.0 / self.dt)
             self.demo = {"rows": rows, "i": 0, "started": False}
+            self._last_command = None
             self._pending = ("start", self.recorder_clients["start"].call_async(Trigger.Request()))
             return
         if not self.demo["started"]:
@@ -242,6 +291,11 @@ class SimNode(Node):
         if self.demo["i"] < len(rows):
             self.target, self.width = rows[self.demo["i"], :7], float(rows[self.demo["i"], 7])
             self.demo["i"] += 1
+            if self.width != self._last_command:  # what the teacher tells the gripper: the action label
+                cmd = JointState(name=["gripper_command"], position=[self.width])
+                cmd.header.stamp = self.get_clock().now().to_msg()
+                self.command_pub.publish(cmd)
+                self._last_command = self.width
             return
         ok = self.env.success(task)
         self.episodes_done += 1

@@ -9,7 +9,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 ARGS = {
-    "arm_id": ("panda", "joint name prefix"),
+    "robot_type": ("panda", "joint-name prefix and driver row whose topics the simulator speaks"),
     "mode": ("follow", "follow (trajectory commands) or kinesthetic (scripted teacher + recorder services)"),
     "instruction": ("lift the pen", "kinesthetic: task the teacher demonstrates"),
     "episodes": ("10", "kinesthetic: demonstrations to record"),
@@ -20,7 +20,11 @@ ARGS = {
 
 def generate_launch_description():
     declared = [DeclareLaunchArgument(name, default_value=d, description=doc) for name, (d, doc) in ARGS.items()]
-    params = {name: LaunchConfiguration(name) for name in ("arm_id", "mode", "instruction")}
+    params = {
+        "arm_id": LaunchConfiguration("robot_type"),
+        "mode": LaunchConfiguration("mode"),
+        "instruction": LaunchConfiguration("instruction"),
+    }
     node = Node(
         package="ccol_sim",
         executable="sim_node",

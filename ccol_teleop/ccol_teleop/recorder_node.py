@@ -4,8 +4,14 @@ The arm runs in gravity compensation; a person guides it. Episodes are rosbag2 M
 `episodes.py`) with the instruction on `/ccol/instruction` and an `episode.json`.
 
 Control: services `~/start`, `~/stop` (save), `~/stop_failure` (save, success=false), `~/discard`
-(std_srvs/Trigger); single keys in the terminal (s start, space/e save, f save as failure, d discard, q quit);
-a foot pedal or joystick on `joy_topic` (sensor_msgs/Joy: button 0 toggles start/save, button 1 discards).
+(std_srvs/Trigger); single keys in the terminal (s start, space/e save, f save as failure, d discard, q quit,
+g grasp, o open); a foot pedal or joystick on `joy_topic` (sensor_msgs/Joy: button 0 toggles start/save,
+button 1 discards, button 2 toggles grasp/open).
+
+The gripper: the operator's commands (keys, pedal) go to franka_gripper (grasp with force when closing, move when
+opening; `gripper_control`) and are logged on `/ccol/gripper_command` (sensor_msgs/JointState, position [width]),
+which is recorded: the gripper's action label is what it was told, the measured finger width stays an
+observation. Commands published there by another device are recorded too.
 The instruction is the `instruction` parameter, changeable at run time (`ros2 param set`).
 """
 
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -29,7 +36,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ccol_policy.control import arm_joint_names, finger_joint_names
-from ccol_teleop.episodes import INSTRUCTION_TOPIC, EpisodeWriter, next_index, recover_crashed
+from ccol_policy.gripper import FrankaGripper
+from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index, recover_crashed
 from ccol_teleop.monitor import TopicMonitor
 
 COLOR_ENCODINGS = ("rgb8", "bgr8")
@@ -39,15 +47,19 @@ DEFAULTS: dict[str, Any] = {
     "instruction": "",
     "output_dir": "~/ccol_data/episodes",
     "arm_id": "fr3",
-    "joint_states_topic": "/joint_states",
-    "gripper_joint_states_topic": "",  # "": /<arm_id>_gripper/joint_states
+    "joint_states_topic": "/franka/joint_states",  # the driver's measured joints (ccol_policy.robots)
+    "gripper_namespace": "/franka_gripper",  # franka_gripper node (panda with multipanda_ros2: /panda_gripper)
     "record_gripper": True,
+    "gripper_control": True,  # keys/pedal command franka_gripper (grasp/move) and log the command
+    "gripper_force_n": 40.0,
+    "gripper_speed_mps": 0.1,
+    "gripper_open_width_m": 0.08,
     "color_topic": "/camera/camera/color/image_raw",
     "color_info_topic": "/camera/camera/color/camera_info",
     "record_depth": False,
     "depth_topic": "/camera/camera/aligned_depth_to_color/image_raw",
-    "joint_states_rate_hz": 100.0,  # nominal rates: a topic far below its rate refuses a start
-    "gripper_rate_hz": 10.0,
+    "joint_states_rate_hz": 1000.0,  # nominal rates (the driver's): a topic far below its rate refuses a start
+    "gripper_rate_hz": 15.0,  # franka_gripper state_publish_rate (multipanda_ros2: 50)
     "camera_rate_hz": 30.0,
     "min_rate_fraction": 0.5,
     "silence_s": 1.0,
@@ -83,10 +95,11 @@ class RecorderNode(Node):
 
         self.topics = {p("joint_states_topic"): "sensor_msgs/msg/JointState"}
         nominal = {p("joint_states_topic"): p("joint_states_rate_hz")}
-        self.gripper_topic = p("gripper_joint_states_topic") or f"/{self.arm_id}_gripper/joint_states"
+        self.gripper_topic = p("gripper_namespace").rstrip("/") + "/joint_states"
         if p("record_gripper"):
             self.topics[self.gripper_topic] = "sensor_msgs/msg/JointState"
             nominal[self.gripper_topic] = p("gripper_rate_hz")
+            self.topics[GRIPPER_COMMAND_TOPIC] = "sensor_msgs/msg/JointState"
         self.topics[p("color_topic")] = "sensor_msgs/msg/Image"
         self.topics[p("color_info_topic")] = "sensor_msgs/msg/CameraInfo"
         nominal[p("color_topic")] = p("camera_rate_hz")
@@ -100,10 +113,20 @@ class RecorderNode(Node):
         self.create_subscription(
             JointState, p("joint_states_topic"), self._joint_cb(p("joint_states_topic"), True), sensor, raw=True
         )
+        self.gripper: FrankaGripper | None = None
+        self._width = float("nan")  # measured gripper width
         if p("record_gripper"):
             self.create_subscription(
                 JointState, self.gripper_topic, self._joint_cb(self.gripper_topic, False), sensor, raw=True
             )
+            self.create_subscription(
+                JointState, GRIPPER_COMMAND_TOPIC, self._passthrough(GRIPPER_COMMAND_TOPIC), 10, raw=True
+            )
+            self.command_pub = self.create_publisher(JointState, GRIPPER_COMMAND_TOPIC, 10)
+            if p("gripper_control"):
+                self.gripper = FrankaGripper(
+                    self, p("gripper_namespace"), force=p("gripper_force_n"), speed=p("gripper_speed_mps")
+                )
         self.capture = None
         if p("direct_capture"):
             from ccol_teleop.realsense_capture import D435iCapture
@@ -134,7 +157,9 @@ class RecorderNode(Node):
         self._quit = threading.Event()
         if p("keyboard") and sys.stdin.isatty():
             threading.Thread(target=self._keyboard, daemon=True).start()
-            self.get_logger().info("keys: [s] start  [space/e] save  [f] save as failure  [d] discard  [q] quit")
+            self.get_logger().info(
+                "keys: [s] start  [space/e] save  [f] save as failure  [d] discard  [g] grasp  [o] open  [q] quit"
+            )
         if self.capture is not None:
             self.capture.start()
         self.get_logger().info(
@@ -176,6 +201,8 @@ class RecorderNode(Node):
             )
             if error is None and len(msg.position) < len(msg.name):
                 error = "fewer positions than joint names"
+            if error is None and not arm:
+                self._width = float(sum(msg.position[msg.name.index(f)] for f in expected))
             self.monitor.record(topic, self._now(), error)
             self._write(topic, raw)
 
@@ -218,6 +245,9 @@ class RecorderNode(Node):
             self._log_result(self.stop(True) if self.episode else self.start())
         if len(pressed) > 1 and pressed[1] and not prev[1]:
             self._log_result(self.discard())
+        if len(pressed) > 2 and pressed[2] and not prev[2]:
+            closed = self.gripper is not None and self.gripper.state == "grasp"
+            self._log_result(self.command_gripper(not closed))
 
     def _on_params(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
@@ -270,6 +300,22 @@ class RecorderNode(Node):
             ep.discard()
         return True, f"discarded {ep.name}"
 
+    def command_gripper(self, close: bool) -> tuple[bool, str]:
+        """The operator's gripper command: franka_gripper grasp (close) or move (open), logged as the label."""
+        if not self._param("record_gripper"):
+            return False, "record_gripper is off"
+        width = 0.0 if close else float(self._param("gripper_open_width_m"))
+        msg = JointState(name=["gripper_command"], position=[width])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.command_pub.publish(msg)  # recorded through our own subscription, like any other device's
+        if self.gripper is None:
+            return True, f"gripper command {width:.3f} m logged (gripper_control off)"
+        measured = self._width if np.isfinite(self._width) else (0.08 if close else 0.0)
+        sent = self.gripper.command(width, measured, always=True)
+        if sent is None:
+            return False, f"gripper command {width:.3f} m logged but not sent: {self.gripper.error or 'no change'}"
+        return True, f"gripper {sent} to {width:.3f} m"
+
     def _service(self, response: Trigger.Response, action) -> Trigger.Response:  # noqa: ANN001
         response.success, response.message = action()
         self._log_result((response.success, response.message))
@@ -308,6 +354,8 @@ class RecorderNode(Node):
                     "e": lambda: self.stop(True),
                     "f": lambda: self.stop(False),
                     "d": self.discard,
+                    "g": lambda: self.command_gripper(True),
+                    "o": lambda: self.command_gripper(False),
                 }
                 if key == "q":
                     self._quit.set()

@@ -27,17 +27,30 @@ def _load_pretrained_vit(name_or_dir: str) -> nn.Module:
 
 
 class ConvStem(nn.Sequential):
-    """The convolutional stem of Xiao et al. (2021) in place of the ViT's patch embedding: 3x3 stride-2
-    convolutions (log2(patch) of them, widths doubling up to `hidden`) and a 1x1 projection;
+    """The convolutional stem of Xiao et al. (2021) in place of the ViT's patch embedding: pixel coordinates as
+    extra channels, 3x3 stride-2 convolutions (log2(patch) of them, widths doubling up to `hidden`) and a 1x1
+    projection;
     (N, C, S, S) -> (N, hidden, S / patch, S / patch)."""
 
     @property
     def weight(self) -> torch.Tensor:  # transformers' ViT reads the patch projection's dtype from here
-        return self[0].weight
+        return self[1].weight
+
+
+class CoordChannels(nn.Module):
+    """Appends the pixel's x and y in [-1, 1] as two input channels (CoordConv, Liu et al. 2018): convolution
+    features then carry where in the image they are, which absolute joint targets need."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+        return torch.cat([x, xs, ys], dim=1)
 
 
 def conv_stem(channels: int, hidden: int, patch: int) -> ConvStem:
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [CoordChannels()]
+    channels += 2
     n = patch.bit_length() - 1
     width = max(hidden // 2 ** (n - 1), 8) if n else hidden
     c = channels
