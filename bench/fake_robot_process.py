@@ -1,4 +1,5 @@
-"""A fake Franka + D435i in their own process (for bench_policy_node.py): joints 100 Hz, 640x480 rgb8 at 30 Hz."""
+"""A fake Franka + D435i in their own process (bench_policy_node.py, node tests): the driver's names, joints at
+1 kHz, 640x480 rgb8 at 30 Hz; faults on /fake_robot/fault (std_msgs/String)."""
 
 from __future__ import annotations
 

@@ -51,6 +51,7 @@ def make_bag(
     encoding: str = "rgb8",
     t0: float = 1000.0,
     image_size: tuple[int, int] = (48, 64),
+    gripper_commands: list[tuple[float, float]] | None = None,  # (time s, width m) on /ccol/gripper_command
 ) -> Path:
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=9, storage_plugin=plugin)
@@ -63,7 +64,12 @@ def make_bag(
         if with_images
         else None
     )
-    events = []
+    cmd = (
+        writer.add_connection("/ccol/gripper_command", "sensor_msgs/msg/JointState", typestore=TS)
+        if gripper_commands
+        else None
+    )
+    events = [(t, ("cmd", w)) for t, w in gripper_commands or []]
     for t in np.arange(0, duration, 0.01):
         events.append((t, "js"))
     for t in np.arange(0, duration, 0.02):
@@ -78,7 +84,16 @@ def make_bag(
         stamp = t0 + t
         q = trajectory(np.array([t]))[0]
         ns = int(stamp * 1e9) + 1000
-        if kind == "js":
+        if isinstance(kind, tuple):
+            msg = JointState(
+                header=_header(stamp),
+                name=["gripper_command"],
+                position=np.array([kind[1]]),
+                velocity=np.zeros(0),
+                effort=np.zeros(0),
+            )
+            writer.write(cmd, ns, TS.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
+        elif kind == "js":
             msg = JointState(
                 header=_header(stamp),
                 name=[f"{arm_id}_joint{i}" for i in range(1, 8)],

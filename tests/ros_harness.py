@@ -20,9 +20,19 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from ccol_policy.robots import profile_for
+
+
+def jtc_rejection(msg: JointTrajectory) -> str | None:
+    """What ros2_controllers' joint_trajectory_controller (Jazzy defaults) says when it refuses a trajectory."""
+    if not msg.points:
+        return "Empty trajectory received."
+    if any(abs(v) > 1e-12 for v in (msg.points[-1].velocities or [])):
+        return "Velocity of last trajectory point is not zero"  # allow_nonzero_velocity_at_trajectory_end: false
+    return None
 
 
 class FakeRobot(Node):
@@ -44,22 +54,34 @@ class FakeRobot(Node):
         self.joints_pub = self.create_publisher(JointState, profile.joint_states_topic, sensor)
         self.gripper_pub = self.create_publisher(JointState, profile.gripper_joint_states_topic, sensor)
         self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", sensor)
-        self._per_tick = max(1, round(joint_rate_hz / 100))  # 1 kHz as bursts of 10 every 10 ms: cheap in Python
-        self.create_timer(0.01, self._joints)
+        self._per_tick = max(1, round(joint_rate_hz / 250))  # 1 kHz as bursts of 4 every 4 ms: cheap in Python
+        self.create_timer(0.004, self._joints)
         self.create_timer(1 / profile.gripper_rate_hz, self._gripper)
         self.create_timer(1 / 30, self._camera)
         self.received: dict[str, list[Any]] = {}
         self.accepted: list[JointTrajectory] = []  # what joint_trajectory_controller would execute
         self.rejected: list[str] = []  # ... and what it would refuse, with its error
         self.create_subscription(JointTrajectory, profile.trajectory_topic, self._on_trajectory, 10)
+        self._initial = self.qpos.copy()
+        self.create_subscription(String, "/fake_robot/fault", self._on_fault, 10)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        if not msg.points:
-            self.rejected.append("Empty trajectory received.")
-        elif any(abs(v) > 1e-12 for v in (msg.points[-1].velocities or [])):
-            self.rejected.append("Velocity of last trajectory point is not zero")
+        error = jtc_rejection(msg)
+        if error:
+            self.rejected.append(error)
         else:
             self.accepted.append(msg)
+
+    def _on_fault(self, msg: String) -> None:
+        """Faults for tests that run the robot in another process: nan_joint, stale_camera, mono8, clear."""
+        if msg.data == "nan_joint":
+            self.qpos[3] = np.nan
+        elif msg.data == "stale_camera":
+            self.camera_alive = False
+        elif msg.data == "mono8":
+            self.encoding = "mono8"
+        elif msg.data == "clear":
+            self.qpos, self.camera_alive, self.encoding = self._initial.copy(), True, "rgb8"
 
     def listen(self, msg_type: type, topic: str, qos: Any = 10) -> list[Any]:
         box: list[Any] = []

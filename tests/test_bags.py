@@ -86,3 +86,27 @@ def test_cli_build_dataset_summary(tmp_path: Path, caplog) -> None:
         )
     assert code == 0
     assert "1 episodes" in caplog.text and "camera gap" in caplog.text
+
+
+def test_gripper_label_is_the_command_in_force_and_old_bags_are_flagged(tmp_path: Path) -> None:
+    # closed at 1.0 s, opened to 0.08 at 2.0 s; the measured width (the factory's trajectory) never reaches 0
+    make_bag(tmp_path / "cmd", duration=3.0, gripper_commands=[(1.0, 0.0), (2.0, 0.08)])
+    ep = synchronise(read_streams(tmp_path / "cmd", BagTopics(), SyncConfig()), SyncConfig(control_rate_hz=10.0))
+    assert ep.gripper_label == "command"
+    t_next = ep.times + 0.1  # the label is the command in force at the next grid step
+    expected = np.where(t_next >= 2.0 - 1e-9, 0.08, 0.0)
+    before = t_next < 1.0 - 1e-9
+    np.testing.assert_allclose(ep.action[before, 7], np.append(ep.qpos[1:, 7], ep.qpos[-1, 7])[before])
+    np.testing.assert_allclose(ep.action[~before, 7], expected[~before])
+    np.testing.assert_allclose(ep.action[:-1, :7], ep.qpos[1:, :7])  # the arm label stays the next measurement
+    # a bag from before commands were logged: measured width as the label, flagged in the summary
+    make_bag(tmp_path / "old", duration=2.0)
+    rows = build_dataset(
+        [tmp_path / "old"], tmp_path / "ds", cfg=SyncConfig(10.0, image_width=8, image_height=8), progress=False
+    )
+    assert rows[0].gripper_label == "measured"
+    from ccol_policy.dataset_builder import summary_table
+
+    assert "WARNING: 1 episode(s) have no /ccol/gripper_command" in summary_table(rows)
+    with h5py.File(tmp_path / "ds" / "episode_0000.hdf5", "r") as f:
+        assert f.attrs["gripper_label"] == "measured"

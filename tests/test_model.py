@@ -195,3 +195,49 @@ def test_missing_pretrained_weights_offline_name_the_setting(tmp_path) -> None:
     cfg = _cfg(**{"text.pretrained": str(tmp_path / "no_roberta_here")})
     with pytest.raises(FileNotFoundError, match="text.pretrained"):
         InstructionEncoder(cfg.text)
+
+
+def test_conv_stem_keypoints_and_random_shift() -> None:
+    from ccol_policy.model.vision import SpatialSoftmax, random_shift
+
+    cfg = _cfg(**{"vision.stem": "conv", "vision.keypoints": 4, "vision.random_shift": 2})
+    text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg)
+    model = CCoL(cfg, text.out_dim)
+    assert model.vision.tokens_per_camera == (32 // 8) ** 2 + 4  # patch grid first, then keypoints
+    out = model(images, qpos, lang, pad, actions=actions, is_pad=is_pad)
+    out.actions.abs().mean().backward()
+    assert model.vision.keypoints.maps.weight.grad.abs().sum() > 0  # the keypoints feed the policy
+    model.eval()
+    with torch.no_grad():
+        a = model(images, qpos, lang, pad).actions
+        b = model(images, qpos, lang, pad).actions
+    torch.testing.assert_close(a, b)  # no augmentation at inference
+    # a keypoint follows a bright spot: spatial softmax of a map peaked at (x=3, y=1) of a 4x4 grid
+    ssm = SpatialSoftmax(1, 1)
+    with torch.no_grad():
+        ssm.maps.weight.fill_(1.0)
+        ssm.maps.bias.zero_()
+        ssm.log_temperature.fill_(-3.0)
+    feat = torch.zeros(1, 1, 4, 4)
+    feat[0, 0, 1, 3] = 1.0
+    torch.testing.assert_close(ssm(feat)[0, 0], torch.tensor([1.0, -1.0 / 3]), atol=0.05, rtol=0)
+    # random shift moves every image by whole pixels within the pad
+    x = torch.arange(64.0).view(1, 1, 8, 8).repeat(5, 1, 1, 1)
+    shifted = random_shift(x, 1)
+    assert shifted.shape == x.shape and any(not torch.equal(s, x[0]) for s in shifted)
+    for s in shifted:  # each is the original translated by (dy, dx) in [-1, 1]^2 (interior compared)
+        assert any(
+            torch.equal(s[0, 2:-2, 2:-2], x[0, 0, 2 + dy : 6 + dy, 2 + dx : 6 + dx])
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+        )
+
+
+def test_fixed_step_ode_bounds_the_function_evaluations() -> None:
+    cfg = _cfg(**{"model.ode.solver": "rk4", "model.ode.step_size": 1.0, "model.ode.step": 2.0})
+    ode = LatentODE(cfg.model.latent_dim, cfg.model.ode)
+    with torch.no_grad():
+        ode.func.out.weight.normal_(0, 2.0)  # a stiff learned field: dopri5 would take many steps
+    ode.func.nfe = 0
+    ode(torch.randn(4, cfg.model.latent_dim))
+    assert ode.func.nfe == 8  # rk4: 2 steps of 1.0 over [0, 2], 4 evaluations each, whatever the field

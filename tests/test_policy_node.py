@@ -231,48 +231,62 @@ def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) 
         rclpy.shutdown()
 
 
-def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy, observation) -> None:
-    """Upstream names and rates (fr3_joint* on /franka/joint_states at 1 kHz, /franka_gripper/joint_states at
-    15 Hz, a 640x480 rgb8 D435i at 30 Hz), policy_node with its default parameters: motions at >= 30 Hz that
-    joint_trajectory_controller accepts (velocities, last point at rest), a NaN joint -> one trajectory holding
-    the last measured position, then nothing until the fault clears."""
-    import threading
+def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy) -> None:
+    """A fake FR3 in its own process with the upstream names and rates (fr3_joint* on /franka/joint_states at
+    1 kHz, /franka_gripper/joint_states at 15 Hz, a 640x480 rgb8 D435i at 30 Hz); policy_node with its default
+    parameters: motions at >= 30 Hz that joint_trajectory_controller accepts (velocities, last point at rest); a
+    NaN joint, a stale camera or a wrong encoding -> one trajectory holding the last measured position within a
+    cycle, then nothing until the fault clears."""
+    import subprocess
+    import sys
 
+    from ros_harness import jtc_rejection
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, str(root / "bench" / "fake_robot_process.py"), "fr3"])
     rclpy.init()
     try:
-        image, qpos = observation
-        big = np.ascontiguousarray(np.resize(image, (480, 640, 3)))
-        robot = FakeRobot("fr3", qpos, big)
-        robot_ex = SingleThreadedExecutor()  # the robot in its own thread, as it is its own process on a robot
-        robot_ex.add_node(robot)
-        threading.Thread(target=robot_ex.spin, daemon=True).start()
         node = PolicyNode(policy, {"instruction": "lift the pen", "start_enabled": True})
+        probe = rclpy.create_node("probe")
+        got: list[tuple[float, JointTrajectory]] = []
+        probe.create_subscription(
+            JointTrajectory,
+            "/joint_trajectory_controller/joint_trajectory",
+            lambda m: got.append((time.monotonic(), m)),
+            10,
+        )
+        fault = probe.create_publisher(String, "/fake_robot/fault", 10)
         ex = SingleThreadedExecutor()
         ex.add_node(node)
-        assert spin_until(ex, lambda: len(robot.accepted) >= 20, 15.0), node.hold_reason
-        n0, t0 = len(robot.accepted), time.monotonic()
+        ex.add_node(probe)
+        assert spin_until(ex, lambda: len(got) >= 20, 30.0), node.hold_reason
+        n0, t0 = len(got), time.monotonic()
         spin_for(ex, 2.0)
-        rate = (len(robot.accepted) - n0) / (time.monotonic() - t0)
+        rate = (len(got) - n0) / (time.monotonic() - t0)
         assert rate >= 30.0, rate
-        assert robot.rejected == []
-        last = robot.accepted[-1]
-        assert last.joint_names == [f"fr3_joint{i}" for i in range(1, 8)]
-        assert all(len(p.velocities) == 7 for p in last.points) and not any(last.points[-1].velocities)
+        assert [jtc_rejection(m) for _, m in got] == [None] * len(got)
+        last = got[-1][1]
+        assert last.joint_names == [f"fr3_joint{i}" for i in range(1, 8)] and len(last.points) > 1
+        assert all(len(p.velocities) == 7 for p in last.points)
         assert node.status()["gripper"].startswith("franka_msgs is not installed")
-        valid = robot.qpos.copy()
-        robot.qpos[3] = np.nan
-        assert spin_until(ex, lambda: "NaN" in node.hold_reason, 2.0), node.hold_reason
-        spin_for(ex, 0.2)
-        n = len(robot.accepted)
-        hold = robot.accepted[-1]
-        assert len(hold.points) == 1 and np.allclose(hold.points[0].positions, valid[:7], atol=1e-9)
-        spin_for(ex, 0.5)
-        assert len(robot.accepted) == n and robot.rejected == []  # no motion while the fault lasts
-        robot.qpos[3] = valid[3]
-        assert spin_until(ex, lambda: len(robot.accepted) > n + 3, 5.0)
-        robot_ex.shutdown()
+        for kind, fragment in (("nan_joint", "NaN"), ("stale_camera", "camera image is"), ("mono8", "encoding")):
+            q_before = node._last_valid_q.copy()
+            fault.publish(String(data=kind))
+            t_fault = time.monotonic()
+            assert spin_until(ex, lambda f=fragment: f in node.hold_reason, 3.0), (kind, node.hold_reason)
+            spin_for(ex, 0.3)
+            holds = [(t, m) for t, m in got if t >= t_fault and len(m.points) == 1]
+            assert holds, kind
+            np.testing.assert_allclose(holds[0][1].points[0].positions, q_before, atol=0.06)  # where it was
+            n = len(got)
+            spin_for(ex, 0.5)
+            assert len(got) == n, kind  # no motion while the fault lasts
+            fault.publish(String(data="clear"))
+            assert spin_until(ex, lambda n=n: len(got) > n + 3, 5.0), (kind, node.hold_reason)
         ex.shutdown()
         node.destroy_node()
-        robot.destroy_node()
+        probe.destroy_node()
     finally:
         rclpy.shutdown()
+        proc.terminate()
+        proc.wait(10)

@@ -177,7 +177,20 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     log.info("build-dataset summary:\n%s", summary_table(rows))
-    return 0 if any(r.status == "ok" for r in rows) else 1
+    ok = [Path(args.out) / r.output for r in rows if r.status == "ok"]
+    if ok and all(_sim_episode(p) for p in ok):  # simulator data: check the labels in their scenes
+        from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_table
+
+        replay = replay_in_sim(load_replay_episodes(ok), progress=not args.no_progress)
+        log.info("replay of the new episodes' labels in their scenes (ccol replay):\n%s", replay_table(replay))
+    return 0 if ok else 1
+
+
+def _sim_episode(path: Path) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return bool(f.attrs.get("sim", False)) and "seed" in f.attrs
 
 
 def cmd_eval_bag(args: argparse.Namespace) -> int:
@@ -274,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
-    p.add_argument("--episodes-per-task", type=int, default=20)
-    p.add_argument("--eval-episodes", type=int, default=10, help="closed-loop episodes per task")
+    p.add_argument("--episodes-per-task", type=int, default=20, help="scripted demonstrations per task")
+    p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)

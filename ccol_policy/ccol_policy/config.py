@@ -28,6 +28,7 @@ class VisionConfig:
     # same total stride (Xiao et al. 2021, "Early convolutions help transformers see better"), for ViTs trained
     # from scratch on few images (random-init only; a pretrained ViT keeps its patch embedding)
     random_shift: int = 0  # training augmentation: random translation by up to this many pixels (DrQ); 0: off
+    keypoints: int = 0  # with the conv stem: K spatial-softmax keypoint tokens (x, y of K learnt feature maps)
     hidden_size: int = 384  # d_v (ViT-S: 384, ViT-B: 768)
     num_layers: int = 12
     num_heads: int = 6
@@ -181,6 +182,10 @@ class CCoLConfig:
             ),
             (self.vision.stem == "patch" or not self.vision.pretrained, "vision.stem 'conv' is for random-init ViTs"),
             (self.vision.random_shift >= 0, "vision.random_shift must be >= 0"),
+            (
+                not self.vision.keypoints or (self.vision.stem == "conv" and self.vision.patch_size >= 8),
+                "vision.keypoints needs vision.stem 'conv' with patch_size >= 8",
+            ),
             (m.ode.step_size >= 0, "model.ode.step_size must be >= 0"),
         ]
         errors = [msg for ok, msg in checks if not ok]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.metrics import smoothness
@@ -140,6 +141,30 @@ def sim_eval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
+    threads = torch.get_num_threads()
+    if policy.device.type == "cpu":
+        torch.set_num_threads(1)  # batch-1 inference: one thread beats two on a small CPU (no thread hand-offs)
+    try:
+        return _sim_eval(
+            policy, checkpoint, out, tasks, episodes, seed, max_seconds, videos, image_size, progress, name
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sim_eval(
+    policy: CCoLPolicy,
+    checkpoint: str | Path,
+    out: Path,
+    tasks: list[str] | None,
+    episodes: int,
+    seed: int,
+    max_seconds: float,
+    videos: int,
+    image_size: tuple[int, int],
+    progress: bool,
+    name: str | None,
+) -> dict[str, Any]:
     rate = policy.ckpt.meta.get("control_rate_hz") or 30.0
     tasks = tasks or [t for t in TASKS if t in policy.ckpt.instructions] or list(TASKS)
     unknown = [t for t in tasks if t not in TASKS]

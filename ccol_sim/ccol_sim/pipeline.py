@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 def run_sim_demo(
     out: Path,
-    episodes_per_task: int = 15,
-    eval_episodes: int = 10,
+    episodes_per_task: int = 20,
+    eval_episodes: int = 20,
     steps: int | None = None,
     compare_act: bool = False,
     image_size: int = 64,

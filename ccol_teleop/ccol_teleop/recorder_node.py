@@ -29,7 +29,7 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import String
@@ -109,7 +109,14 @@ class RecorderNode(Node):
         self.monitor = TopicMonitor(nominal, min_rate_fraction=p("min_rate_fraction"), silence_s=p("silence_s"))
         self._image_checks: dict[str, int] = {}
 
-        sensor = qos_profile_sensor_data
+        # sensor-data QoS (best effort, as the drivers publish) with a deep queue: every message of a 1 kHz joint
+        # stream is recorded even when an image write holds the executor for a few milliseconds
+        sensor = QoSProfile(
+            reliability=qos_profile_sensor_data.reliability,
+            durability=qos_profile_sensor_data.durability,
+            history=HistoryPolicy.KEEP_LAST,
+            depth=500,
+        )
         self.create_subscription(
             JointState, p("joint_states_topic"), self._joint_cb(p("joint_states_topic"), True), sensor, raw=True
         )

@@ -73,6 +73,25 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+class SpatialSoftmax(nn.Module):
+    """Keypoints (Levine et al. 2016): a 1x1 convolution to K maps, a softmax over each map's pixels and the
+    expected (x, y) in [-1, 1]; (N, C, h, w) -> (N, K, 2). A strong prior for where objects are, learnt from few
+    demonstrations."""
+
+    def __init__(self, channels: int, keypoints: int) -> None:
+        super().__init__()
+        self.maps = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.maps(features)
+        n, k, h, w = logits.shape
+        att = torch.softmax(logits.flatten(2) / self.log_temperature.exp(), dim=-1).view(n, k, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=features.device, dtype=att.dtype)
+        ys = torch.linspace(-1.0, 1.0, h, device=features.device, dtype=att.dtype)
+        return torch.stack([(att.sum(2) * xs).sum(-1), (att.sum(3) * ys).sum(-1)], dim=-1)
+
+
 class VisionEncoder(nn.Module):
     """RGB(-D) frames of one or more cameras -> ViT patch tokens.
 
@@ -102,7 +121,17 @@ class VisionEncoder(nn.Module):
             )
             self.vit = ViTModel(vit_cfg, add_pooling_layer=False)
             if cfg.stem == "conv":
-                self.vit.embeddings.patch_embeddings.projection = conv_stem(channels, cfg.hidden_size, cfg.patch_size)
+                stem = conv_stem(channels, cfg.hidden_size, cfg.patch_size)
+                self.vit.embeddings.patch_embeddings.projection = stem
+                if cfg.keypoints:
+                    # keypoints from the stem's stride-4 feature map (finer than the patch grid), one token each:
+                    # stem = [coords, conv, norm, relu, conv, norm, relu (stride 4), ...]
+                    tap = stem[6]
+                    self.keypoints = SpatialSoftmax(stem[4].out_channels, cfg.keypoints)
+                    self.keypoint_embed = nn.Linear(2, cfg.hidden_size)
+                    self.keypoint_ids = nn.Parameter(torch.randn(cfg.keypoints, cfg.hidden_size) * 0.02)
+                    self._stem_features: torch.Tensor | None = None
+                    tap.register_forward_hook(lambda module, args, out: setattr(self, "_stem_features", out))
         self.out_dim = self.vit.config.hidden_size
         self._interpolate_pos = self.vit.config.image_size != cfg.image_size
         self.register_buffer("mean", torch.tensor(cfg.image_mean).view(1, 3, 1, 1), persistent=False)
@@ -112,7 +141,8 @@ class VisionEncoder(nn.Module):
 
     @property
     def tokens_per_camera(self) -> int:
-        return (self.cfg.image_size // self.cfg.patch_size) ** 2
+        """Patch tokens (the patch grid, first) plus keypoint tokens."""
+        return (self.cfg.image_size // self.cfg.patch_size) ** 2 + self.cfg.keypoints
 
     def _add_depth_channel(self) -> None:
         """Widen the pretrained RGB patch embedding to RGB-D; the depth filter starts as the mean RGB filter."""
@@ -145,11 +175,14 @@ class VisionEncoder(nn.Module):
         return x
 
     def forward(self, images: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, n_cam, 3, H, W) uint8 -> patch tokens (B, n_cam * P, d_v)."""
+        """(B, n_cam, 3, H, W) uint8 -> patch (+ keypoint) tokens (B, n_cam * P, d_v)."""
         b, n_cam = images.shape[:2]
         flat_depth = depth.flatten(0, 1) if depth is not None else None
         x = self.preprocess(images.flatten(0, 1), flat_depth)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze):
             hidden = self.vit(pixel_values=x, interpolate_pos_encoding=self._interpolate_pos).last_hidden_state
         patches = hidden[:, 1:]  # drop the ViT [CLS]: (B * n_cam, P, d_v)
+        if self.cfg.keypoints:
+            points = self.keypoints(self._stem_features)  # (B * n_cam, K, 2)
+            patches = torch.cat([patches, self.keypoint_embed(points) + self.keypoint_ids], dim=1)
         return patches.reshape(b, n_cam * patches.shape[1], patches.shape[2])
