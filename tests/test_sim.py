@@ -187,7 +187,7 @@ def test_kinesthetic_mode_records_through_the_real_recorder(ros, tmp_path: Path)
         tmp_path / "ds",
         BagTopics(arm_id="panda"),
         # sim, recorder and test share one thread here: allow the odd 0.1-0.2 s stall of a loaded machine
-        SyncConfig(control_rate_hz=30.0, image_width=32, image_height=32, max_joint_gap_s=0.3),
+        SyncConfig(control_rate_hz=30.0, image_width=32, image_height=32, max_joint_gap_s=0.3, max_image_age_s=0.3),
         progress=False,
     )
     assert rows[0].status == "ok" and rows[0].gripper_label == "command", rows[0]
