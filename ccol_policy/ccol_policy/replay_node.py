@@ -28,10 +28,11 @@ def _load_labels(args: argparse.Namespace) -> list[tuple[str, np.ndarray, float]
 
     out = []
     for p in map(Path, args.episodes):
-        if p.suffix == ".hdf5":
-            with h5py.File(p, "r") as h:
-                out.append((p.name, h["action"][:], float(h.attrs.get("control_rate_hz", args.rate))))
-        else:
+        files = [p] if p.suffix == ".hdf5" else sorted(p.glob("episode_*.hdf5")) if p.is_dir() else []
+        for f in files:  # HDF5 episodes or a dataset directory
+            with h5py.File(f, "r") as h:
+                out.append((f.name, h["action"][:], float(h.attrs.get("control_rate_hz", args.rate))))
+        if not files:
             cfg = SyncConfig(control_rate_hz=args.rate, image_width=8, image_height=8)
             for bag in find_bags([p]):
                 ep = synchronise(read_streams(bag, BagTopics(arm_id=args.arm_id), cfg), cfg, where=str(bag))
