@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccol_policy.policy import ObservationError
+from ccol_policy.policy import ObservationError, TemporalEnsembler
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,6 @@ class ClosedLoopExecutor:
     ) -> None:
         if mode not in ("ensemble", "chunk"):
             raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {mode!r}")
-        from ccol_policy.policy import TemporalEnsembler
-
         self.dt = dt
         self.mode = mode
         self.horizon = horizon if mode == "ensemble" else chunk_size
