@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from ccol_policy.config import ABLATIONS, load_config, parse_overrides, presets_dir, resolve_preset
 from ccol_policy.data import (
@@ -77,6 +78,22 @@ def test_dataset_chunks_pad_with_last_action(tmp_path: Path) -> None:
     assert s["is_pad"].tolist() == [False, False, True, True, True]
     raw = stats.denormalise_action(s["actions"].numpy())
     np.testing.assert_allclose(raw[:, 0], [80, 88, 88, 88, 88], atol=1e-3)
+
+
+def test_qpos_augmentation_touches_the_input_only(tmp_path: Path) -> None:
+    _episode(tmp_path / "episode_0000.hdf5", t=12)
+    infos = scan_episodes([tmp_path])
+    stats = compute_norm_stats(infos)
+    args = dict(stats=stats, chunk_size=5, cameras=["color"], instructions=["lift the pen"])
+    clean = EpisodeDataset(infos, **args)
+    torch.manual_seed(0)
+    noisy = EpisodeDataset(infos, **args, qpos_noise=0.1)
+    diff = torch.stack([noisy[i]["qpos"] - clean[i]["qpos"] for i in range(12)])
+    assert 0.05 < diff.std() < 0.15  # N(0, 0.1) in normalised units
+    torch.testing.assert_close(noisy[3]["actions"], clean[3]["actions"])  # labels untouched
+    dropped = EpisodeDataset(infos, **args, qpos_dropout=0.5)
+    zeroed = [bool((dropped[i % 12]["qpos"] == 0).all()) for i in range(200)]
+    assert 60 < sum(zeroed) < 140  # about half the samples lose their qpos (the normalised mean)
 
 
 def test_bad_datasets_are_rejected_with_reasons(tmp_path: Path) -> None:

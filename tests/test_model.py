@@ -203,7 +203,7 @@ def test_conv_stem_keypoints_and_random_shift() -> None:
     cfg = _cfg(**{"vision.stem": "conv", "vision.keypoints": 4, "vision.random_shift": 2})
     text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg)
     model = CCoL(cfg, text.out_dim)
-    assert model.vision.tokens_per_camera == (32 // 8) ** 2 + 4  # patch grid first, then keypoints
+    assert model.vision.tokens_per_camera == (32 // 8) ** 2 + 1  # patch grid first, then the keypoint token
     out = model(images, qpos, lang, pad, actions=actions, is_pad=is_pad)
     out.actions.abs().mean().backward()
     assert model.vision.keypoints.maps.weight.grad.abs().sum() > 0  # the keypoints feed the policy

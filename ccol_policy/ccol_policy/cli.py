@@ -87,6 +87,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         videos=args.videos,
         progress=not args.no_progress,
+        workers=args.workers,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -96,7 +97,9 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
 def cmd_sim_record(args: argparse.Namespace) -> int:
     from ccol_sim.recording import record_demonstrations
 
-    rows = record_demonstrations(args.out, args.episodes_per_task, seed=args.seed, progress=not args.no_progress)
+    rows = record_demonstrations(
+        args.out, args.episodes_per_task, seed=args.seed, progress=not args.no_progress, workers=args.workers
+    )
     log.info(
         "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
     )
@@ -111,7 +114,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
 
     episodes = load_replay_episodes(args.episodes, rate_hz=args.rate, arm_id=args.arm_id)
-    rows = replay_in_sim(episodes, chunk_size=args.chunk, mode=args.execution_mode, progress=not args.no_progress)
+    rows = replay_in_sim(
+        episodes, chunk_size=args.chunk, mode=args.execution_mode, progress=not args.no_progress, workers=args.workers
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(
@@ -309,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-seconds", type=float, default=12.0)
     p.add_argument("--videos", type=int, default=0, help="GIFs of the first N episodes per task")
+    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_eval)
 
@@ -316,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--episodes-per-task", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_record)
 
@@ -330,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=30, help="labels handed to the executor per control period")
     p.add_argument("--execution-mode", default="chunk", choices=["chunk", "ensemble"])
     p.add_argument("--out", default="", help="write the per-episode results as JSON")
+    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--robot", action="store_true", help="publish to the robot's controller instead of the sim")
     p.add_argument("--execute", action="store_true", help="with --robot: really command the controller")
     p.add_argument("--trajectory-topic", default="/joint_trajectory_controller/joint_trajectory")

@@ -28,7 +28,7 @@ class VisionConfig:
     # same total stride (Xiao et al. 2021, "Early convolutions help transformers see better"), for ViTs trained
     # from scratch on few images (random-init only; a pretrained ViT keeps its patch embedding)
     random_shift: int = 0  # training augmentation: random translation by up to this many pixels (DrQ); 0: off
-    keypoints: int = 0  # with the conv stem: K spatial-softmax keypoint tokens (x, y of K learnt feature maps)
+    keypoints: int = 0  # with the conv stem: K spatial-softmax keypoints (x, y of K learnt maps), one token
     hidden_size: int = 384  # d_v (ViT-S: 384, ViT-B: 768)
     num_layers: int = 12
     num_heads: int = 6
@@ -106,6 +106,8 @@ class DataConfig:
     val_fraction: float = 0.1  # fraction of episodes held out (split by episode, seeded)
     num_workers: int = 2
     cache_images: bool = False  # decode every image once into shared memory (small data sets)
+    qpos_noise: float = 0.0  # training augmentation: Gaussian noise on the qpos input (std, normalised units)
+    qpos_dropout: float = 0.0  # training augmentation: probability that a sample's qpos input is zeroed (the mean)
     default_instruction: str | None = None  # for episodes without one (e.g. plain ACT/ALOHA episodes)
 
 
@@ -175,6 +177,8 @@ class CCoLConfig:
                 "vision.image_size must be a multiple of patch_size",
             ),
             (0.0 <= self.data.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
+            (self.data.qpos_noise >= 0, "data.qpos_noise must be >= 0"),
+            (0.0 <= self.data.qpos_dropout < 1.0, "data.qpos_dropout must be in [0, 1)"),
             (self.vision.stem in ("patch", "conv"), "vision.stem must be 'patch' or 'conv'"),
             (
                 self.vision.stem == "patch" or (self.vision.patch_size & (self.vision.patch_size - 1)) == 0,

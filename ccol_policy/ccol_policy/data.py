@@ -271,8 +271,12 @@ class EpisodeDataset(Dataset):
         instructions: list[str],
         use_depth: bool = False,
         cache_images: bool = False,
+        qpos_noise: float = 0.0,
+        qpos_dropout: float = 0.0,
     ) -> None:
         self.infos = infos
+        self.qpos_noise = qpos_noise
+        self.qpos_dropout = qpos_dropout
         self.stats = stats
         self.k = chunk_size
         self.cameras = cameras
@@ -311,9 +315,14 @@ class EpisodeDataset(Dataset):
         else:
             f = self._file(e)
             frames = [f[f"observations/images/{c}"][t] for c in self.cameras]
+        qpos = torch.from_numpy(self._qpos[e][t])
+        if self.qpos_noise > 0:
+            qpos = qpos + self.qpos_noise * torch.randn_like(qpos)
+        if self.qpos_dropout > 0 and torch.rand(()) < self.qpos_dropout:
+            qpos = torch.zeros_like(qpos)
         sample = {
             "images": torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(),  # (n_cam, 3, H, W)
-            "qpos": torch.from_numpy(self._qpos[e][t]),
+            "qpos": qpos,
             "actions": torch.from_numpy(actions),
             "is_pad": torch.from_numpy(is_pad),
             "instruction": torch.tensor(self.instruction_ids[self.infos[e].instruction]),

@@ -184,7 +184,9 @@ class Trainer:
             use_depth=cfg.vision.use_depth,
             cache_images=cfg.data.cache_images,
         )
-        self.train_set = EpisodeDataset(train_infos, **ds_args)
+        self.train_set = EpisodeDataset(
+            train_infos, **ds_args, qpos_noise=cfg.data.qpos_noise, qpos_dropout=cfg.data.qpos_dropout
+        )
         self.val_set = EpisodeDataset(val_infos, **ds_args) if val_infos else None
 
         # --- model ---

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.parallel import run_jobs
 
 log = logging.getLogger(__name__)
 EVAL_SEED_OFFSET = 1_000_000  # evaluation scenes never coincide with demonstration scenes
@@ -136,57 +138,37 @@ def sim_eval(
     image_size: tuple[int, int] = (160, 120),
     progress: bool = True,
     name: str | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
-    """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot."""
+    """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
+    Episodes run in `workers` processes (0: one per core on CPU, one on a GPU)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
-    threads = torch.get_num_threads()
-    if policy.device.type == "cpu":
-        torch.set_num_threads(1)  # batch-1 inference: one thread beats two on a small CPU (no thread hand-offs)
-    try:
-        return _sim_eval(
-            policy, checkpoint, out, tasks, episodes, seed, max_seconds, videos, image_size, progress, name
-        )
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _sim_eval(
-    policy: CCoLPolicy,
-    checkpoint: str | Path,
-    out: Path,
-    tasks: list[str] | None,
-    episodes: int,
-    seed: int,
-    max_seconds: float,
-    videos: int,
-    image_size: tuple[int, int],
-    progress: bool,
-    name: str | None,
-) -> dict[str, Any]:
-    rate = policy.ckpt.meta.get("control_rate_hz") or 30.0
-    tasks = tasks or [t for t in TASKS if t in policy.ckpt.instructions] or list(TASKS)
+    ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
+    rate = ckpt.meta.get("control_rate_hz") or 30.0
+    tasks = tasks or [t for t in TASKS if t in ckpt.instructions] or list(TASKS)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
-    env = PandaTable(render_size=image_size)
-    jobs = [(t, seed + EVAL_SEED_OFFSET + i) for t in tasks for i in range(episodes)]
-    iterator = jobs
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(jobs, desc=f"sim-eval {name or Path(checkpoint).parent.name}", unit="episode")
+    jobs = [
+        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos) for t in tasks for i in range(episodes)
+    ]
+    if device not in ("cpu", "auto") or (device == "auto" and torch.cuda.is_available()):
+        workers = 1  # one GPU context, batch-1 inference is fast enough
+    rollouts = run_jobs(
+        _EvalWorker,
+        (str(checkpoint), device, image_size),
+        _eval_job,
+        jobs,
+        workers,
+        on_result=lambda done: f"success={sum(r.success for r in done)}/{len(done)}",
+        desc=f"sim-eval {name or Path(checkpoint).parent.name}" if progress else None,
+    )
     results: dict[str, list[Rollout]] = {t: [] for t in tasks}
-    for i, (task, s) in enumerate(iterator):
-        video = i % episodes < videos
-        r = rollout(env, policy, task, s, rate, max_seconds, record_video=video)
-        results[task].append(r)
-        if video:
-            save_gif(r.frames, out / f"{task.replace(' ', '_')}_{s}.gif", rate / 2)
-        if progress:
-            iterator.set_postfix(success=f"{sum(x.success for rs in results.values() for x in rs)}/{i + 1}")
-    env.close()
+    for r in rollouts:
+        results[r.task].append(r)
+        if r.frames:
+            save_gif(r.frames, out / f"{r.task.replace(' ', '_')}_{r.seed}.gif", rate / 2)
     summary = {}
     for task, rs in results.items():
         n_ok = sum(r.success for r in rs)
@@ -207,6 +189,32 @@ def _sim_eval(
     (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
     (out / "sim_eval.md").write_text(f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n")
     return report
+
+
+@dataclass(frozen=True)
+class _EvalJob:
+    task: str
+    seed: int
+    rate_hz: float
+    max_seconds: float
+    video: bool
+
+
+class _EvalWorker:
+    """A worker's policy and scene, built once."""
+
+    def __init__(self, checkpoint: str, device: str, image_size: tuple[int, int]) -> None:
+        self.policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
+        if self.policy.device.type == "cpu":
+            torch.set_num_threads(1)  # batch-1 inference: one thread per worker beats two (no thread hand-offs)
+        self.env = PandaTable(render_size=image_size)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
+    return rollout(worker.env, worker.policy, job.task, job.seed, job.rate_hz, job.max_seconds, record_video=job.video)
 
 
 def table(reports: dict[str, dict[str, Any]]) -> str:

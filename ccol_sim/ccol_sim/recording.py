@@ -13,6 +13,7 @@ from rosbags.typesys import Stores, get_typestore
 from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_policy.robots import profile_for
 from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import plan
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index
 
@@ -69,7 +70,9 @@ def record_episode(
     joint_rate_hz: float = 100.0,
     camera_rate_hz: float = 30.0,
     depth: bool = False,
+    index: int | None = None,
 ) -> DemoRow:
+    """One scripted demonstration as the episode bag `index` (default: the next free one) in out_dir."""
     env.reset(seed)
     arm = arm_joint_names(arm_id)
     fingers = finger_joint_names(arm_id)
@@ -90,7 +93,7 @@ def record_episode(
         "sim": True,
         "seed": seed,
     }
-    writer = EpisodeWriter(out_dir, next_index(out_dir), topics, meta)
+    writer = EpisodeWriter(out_dir, next_index(out_dir) if index is None else index, topics, meta)
     try:
         writer.write(
             INSTRUCTION_TOPIC,
@@ -134,19 +137,29 @@ def record_demonstrations(
     tasks: tuple[str, ...] = TASKS,
     image_size: tuple[int, int] = (160, 120),
     progress: bool = True,
+    workers: int = 0,
 ) -> list[DemoRow]:
-    """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so)."""
+    """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so), in
+    `workers` processes (0: one per core)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    env = PandaTable(render_size=image_size)
+    first = next_index(out)
     jobs = [
-        (task, seed * 100_003 + i * len(tasks) + j) for i in range(episodes_per_task) for j, task in enumerate(tasks)
+        (out, first + len(tasks) * i + j, task, seed * 100_003 + i * len(tasks) + j)
+        for i in range(episodes_per_task)
+        for j, task in enumerate(tasks)
     ]
-    iterator = jobs
-    if progress:
-        from tqdm import tqdm
+    return run_jobs(
+        PandaTable,
+        (image_size,),
+        _record_job,
+        jobs,
+        workers,
+        on_result=lambda done: f"teacher success={sum(r.success for r in done)}/{len(done)}",
+        desc="record demos" if progress else None,
+    )
 
-        iterator = tqdm(jobs, desc="record demos", unit="episode")
-    rows = [record_episode(env, out, task, s) for task, s in iterator]
-    env.close()
-    return rows
+
+def _record_job(env: PandaTable, job: tuple[Path, int, str, int]) -> DemoRow:
+    out, index, task, seed = job
+    return record_episode(env, out, task, seed, index=index)

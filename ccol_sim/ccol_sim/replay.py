@@ -21,6 +21,7 @@ from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_streams, syn
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import PandaTable
 from ccol_sim.evaluate import run_episode, wilson_interval
+from ccol_sim.parallel import run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -82,35 +83,38 @@ def replay_in_sim(
     settle_s: float = 1.0,
     image_size: tuple[int, int] = (64, 48),
     progress: bool = True,
+    workers: int = 0,
 ) -> list[ReplayRow]:
-    """Replay every episode in its own scene; success as sim-eval judges it (at any time during the replay)."""
-    env = PandaTable(render_size=image_size)
-    rows: list[ReplayRow] = []
-    iterator: Any = episodes
-    if progress:
-        from tqdm import tqdm
+    """Replay every episode in its own scene; success as sim-eval judges it (at any time during the replay).
+    Episodes run in `workers` processes (0: one per core)."""
+    return run_jobs(
+        PandaTable,
+        (image_size,),
+        _replay_job,
+        [(ep, chunk_size, mode, settle_s) for ep in episodes],
+        workers,
+        on_result=lambda done: f"success={sum(r.success for r in done)}/{len(done)}",
+        desc="replay" if progress else None,
+    )
 
-        iterator = tqdm(episodes, desc="replay", unit="episode")
-    for ep in iterator:
-        labels = np.asarray(ep.action, np.float64)
-        steps = len(labels) + int(settle_s * ep.rate_hz)
-        padded = np.concatenate([labels, np.repeat(labels[-1:], steps - len(labels) + chunk_size, 0)])
-        executor = ClosedLoopExecutor("panda", 1.0 / ep.rate_hz, chunk_size, labels.shape[1], mode=mode)
-        r = run_episode(
-            env,
-            lambda step, image, q: padded[step : step + chunk_size],  # noqa: B023 - used within this iteration
-            executor,
-            ep.instruction,
-            ep.seed,
-            ep.rate_hz,
-            steps,
-            render=False,
-        )
-        rows.append(ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.steps, r.holds))
-        if progress:
-            iterator.set_postfix(success=f"{sum(x.success for x in rows)}/{len(rows)}")
-    env.close()
-    return rows
+
+def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> ReplayRow:
+    ep, chunk_size, mode, settle_s = job
+    labels = np.asarray(ep.action, np.float64)
+    steps = len(labels) + int(settle_s * ep.rate_hz)
+    padded = np.concatenate([labels, np.repeat(labels[-1:], steps - len(labels) + chunk_size, 0)])
+    executor = ClosedLoopExecutor("panda", 1.0 / ep.rate_hz, chunk_size, labels.shape[1], mode=mode)
+    r = run_episode(
+        env,
+        lambda step, image, q: padded[step : step + chunk_size],
+        executor,
+        ep.instruction,
+        ep.seed,
+        ep.rate_hz,
+        steps,
+        render=False,
+    )
+    return ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.steps, r.holds)
 
 
 def replay_summary(rows: list[ReplayRow]) -> dict[str, Any]:
