@@ -212,6 +212,11 @@ def test_conv_stem_keypoints_and_random_shift() -> None:
         a = model(images, qpos, lang, pad).actions
         b = model(images, qpos, lang, pad).actions
     torch.testing.assert_close(a, b)  # no augmentation at inference
+    with torch.no_grad():  # the keypoint token (last) depends on the instruction, the patch tokens do not
+        c1 = model.vision(images, None, torch.zeros(images.shape[0], text.out_dim))
+        c2 = model.vision(images, None, torch.ones(images.shape[0], text.out_dim))
+    torch.testing.assert_close(c1[:, :-1], c2[:, :-1])
+    assert (c1[:, -1] - c2[:, -1]).abs().max() > 1e-4
     # a keypoint follows a bright spot: spatial softmax of a map peaked at (x=3, y=1) of a 4x4 grid
     ssm = SpatialSoftmax(1, 1)
     with torch.no_grad():

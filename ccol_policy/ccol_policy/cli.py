@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
-    p.add_argument("--episodes-per-task", type=int, default=20, help="scripted demonstrations per task")
+    p.add_argument("--episodes-per-task", type=int, default=40, help="scripted demonstrations per task")
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
     p.add_argument("--seed", type=int, default=0)

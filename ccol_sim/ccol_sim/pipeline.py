@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def run_sim_demo(
     out: Path,
-    episodes_per_task: int = 20,
+    episodes_per_task: int = 40,
     eval_episodes: int = 20,
     steps: int | None = None,
     compare_act: bool = False,

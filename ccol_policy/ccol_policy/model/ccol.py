@@ -55,7 +55,7 @@ class CCoL(nn.Module):
         self.cfg = cfg
         m = cfg.model
         h = m.hidden_dim
-        self.vision = VisionEncoder(cfg.vision)
+        self.vision = VisionEncoder(cfg.vision, condition_dim=text_dim if cfg.vision.keypoints else 0)
         self.proprio = ProprioCVAE(m)
         self.ode = LatentODE(m.latent_dim, m.ode) if m.use_mcc else None
         # eq. 7: projections into the shared space h
@@ -137,7 +137,11 @@ class CCoL(nn.Module):
             mu = logvar = torch.zeros(b, self.cfg.model.latent_dim, device=qpos.device)
             latent = self._prior_latent(b, qpos.device)
 
-        vis = self.proj_vision(self.vision(images, depth))  # (B, n_cam * P, h)
+        condition = None
+        if self.cfg.vision.keypoints:  # the instruction, mean over its tokens, conditions the keypoint token
+            keep = (~lang_pad[:, : self.max_lang]).unsqueeze(-1).to(lang.dtype)
+            condition = (lang[:, : self.max_lang] * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, d_l)
+        vis = self.proj_vision(self.vision(images, depth, condition))  # (B, n_cam * P, h)
         vis = (vis.view(b, self.layout.cameras, -1, vis.shape[-1]) + self.camera_embed).flatten(1, 2)
         ctx = torch.cat([self.proj_latent(latent.to(vis.dtype)), self.proj_qpos(qpos).unsqueeze(1), vis], 1)
         lang = self.proj_lang(lang[:, : self.max_lang])

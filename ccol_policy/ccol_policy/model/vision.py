@@ -99,7 +99,7 @@ class VisionEncoder(nn.Module):
     normalisation happen here so that they run on the policy's device.
     """
 
-    def __init__(self, cfg: VisionConfig) -> None:
+    def __init__(self, cfg: VisionConfig, condition_dim: int = 0) -> None:
         super().__init__()
         from transformers import ViTConfig, ViTModel
 
@@ -128,10 +128,11 @@ class VisionEncoder(nn.Module):
                     # stem = [coords, conv, norm, relu, conv, norm, relu (stride 4), ...]
                     tap = stem[6]
                     self.keypoints = SpatialSoftmax(stem[4].out_channels, cfg.keypoints)
-                    # all K (x, y) jointly through an MLP into one token: the decoder reads object positions
-                    # from a single token (per-keypoint tokens or patch tokens alone localised 2-5x worse)
+                    # all K (x, y) and the instruction (condition_dim, pooled) jointly through an MLP into one
+                    # token: where the object the instruction names is. Measured on 150 scenes (README): per-
+                    # keypoint tokens localised the grasp 4.5x worse, an unconditioned keypoint token 2x worse
                     self.keypoint_token = nn.Sequential(
-                        nn.Linear(2 * cfg.keypoints, 2 * cfg.hidden_size),
+                        nn.Linear(2 * cfg.keypoints + condition_dim, 2 * cfg.hidden_size),
                         nn.ReLU(),
                         nn.Linear(2 * cfg.hidden_size, cfg.hidden_size),
                     )
@@ -179,8 +180,11 @@ class VisionEncoder(nn.Module):
             x = random_shift(x, self.cfg.random_shift)
         return x
 
-    def forward(self, images: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, n_cam, 3, H, W) uint8 -> patch (+ keypoint) tokens (B, n_cam * P, d_v)."""
+    def forward(
+        self, images: torch.Tensor, depth: torch.Tensor | None = None, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, n_cam, 3, H, W) uint8 [, condition (B, condition_dim) for the keypoint token] -> patch (+ keypoint)
+        tokens (B, n_cam * P, d_v)."""
         b, n_cam = images.shape[:2]
         flat_depth = depth.flatten(0, 1) if depth is not None else None
         x = self.preprocess(images.flatten(0, 1), flat_depth)
@@ -188,6 +192,8 @@ class VisionEncoder(nn.Module):
             hidden = self.vit(pixel_values=x, interpolate_pos_encoding=self._interpolate_pos).last_hidden_state
         patches = hidden[:, 1:]  # drop the ViT [CLS]: (B * n_cam, P, d_v)
         if self.cfg.keypoints:
-            points = self.keypoints(self._stem_features)  # (B * n_cam, K, 2)
-            patches = torch.cat([patches, self.keypoint_token(points.flatten(1)).unsqueeze(1)], dim=1)
+            points = self.keypoints(self._stem_features).flatten(1)  # (B * n_cam, 2K)
+            if condition is not None:
+                points = torch.cat([points, condition.repeat_interleave(n_cam, 0)], dim=1)
+            patches = torch.cat([patches, self.keypoint_token(points).unsqueeze(1)], dim=1)
         return patches.reshape(b, n_cam * patches.shape[1], patches.shape[2])
