@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo loads one
+
+# isort: split
 import mujoco
 import numpy as np
 import torch

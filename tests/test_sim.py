@@ -268,6 +268,11 @@ def test_replay_of_recorded_demonstrations_succeeds_with_commanded_gripper_label
     assert main(["replay", str(tmp_path / "ds"), "--out", str(out), "--no-progress"]) == 0
     report = json.loads(out.read_text())
     assert report["successes"] == 3, report  # the labels replayed open loop solve their own scenes
+    # in this process (workers=1) exactly as in worker processes (the CLI's default: one per core)
+    from ccol_sim.replay import load_replay_episodes, replay_in_sim
+
+    inline = replay_in_sim(load_replay_episodes([tmp_path / "ds"]), workers=1, progress=False)
+    assert [r.__dict__ for r in inline] == report["episodes_detail"]
     # bags replay too (synchronised at --rate), the same scenes
     assert main(["replay", str(tmp_path / "bags"), "--out", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["successes"] == 3

@@ -205,12 +205,14 @@ class _EvalWorker:
 
     def __init__(self, checkpoint: str, device: str, image_size: tuple[int, int]) -> None:
         self.policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
+        self.threads = torch.get_num_threads()  # restored on close (a worker may be this very process)
         if self.policy.device.type == "cpu":
             torch.set_num_threads(1)  # batch-1 inference: one thread per worker beats two (no thread hand-offs)
         self.env = PandaTable(render_size=image_size)
 
     def close(self) -> None:
         self.env.close()
+        torch.set_num_threads(self.threads)
 
 
 def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
