@@ -129,8 +129,8 @@ class VisionEncoder(nn.Module):
                     tap = stem[6]
                     self.keypoints = SpatialSoftmax(stem[4].out_channels, cfg.keypoints)
                     # all K (x, y) and the instruction (condition_dim, pooled) jointly through an MLP into one
-                    # token: where the object the instruction names is. Measured on 150 scenes (README): per-
-                    # keypoint tokens localised the grasp 4.5x worse, an unconditioned keypoint token 2x worse
+                    # token: where the object the instruction names is (K separate tokens, the first design,
+                    # localised the grasp ~4x worse in a scratch run; bench/bench_vision_localisation.py)
                     self.keypoint_token = nn.Sequential(
                         nn.Linear(2 * cfg.keypoints + condition_dim, 2 * cfg.hidden_size),
                         nn.ReLU(),
