@@ -39,7 +39,7 @@ def run_jobs(
     fn: Callable[[Any, J], R],
     jobs: list[J],
     workers: int = 0,
-    on_result: Callable[[list[R]], None] | None = None,
+    on_result: Callable[[list[R]], str] | None = None,
     desc: str | None = None,
 ) -> list[R]:
     """[fn(state, job) for job in jobs] with state = factory(*args) built once per worker process.
