@@ -27,6 +27,16 @@ def _inputs(cfg, batch: int = 3):
     return text, images, qpos, lang, pad, actions, is_pad
 
 
+def _future(cfg, actions, is_pad, jump: float = 0.1):
+    """The proprioception at the ODE grid's later times: the same chunk moved by `jump` (normalised units)."""
+    n = cfg.model.ode.time_points - 1
+    b = actions.shape[0]
+    steps = torch.arange(1, n + 1, dtype=actions.dtype).view(1, n, 1)
+    q = torch.zeros(b, n, cfg.model.state_dim) + jump * steps
+    a = actions.unsqueeze(1) + jump * steps.unsqueeze(-1)
+    return q, a, is_pad.unsqueeze(1).expand(-1, n, -1)
+
+
 def _cfg(ablation=None, **kw):
     cfg = tiny_config(ablation, **kw)
     cfg.text.vocab = ["cube", "cubes", "lift", "pen", "place", "slide", "the"]
@@ -38,7 +48,7 @@ def test_every_ablation_trains_and_infers(ablation: str) -> None:
     cfg = _cfg(ablation)
     text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg)
     model = CCoL(cfg, text.out_dim)
-    out = model(images, qpos, lang, pad, actions=actions, is_pad=is_pad)
+    out = model(images, qpos, lang, pad, actions=actions, is_pad=is_pad, future=_future(cfg, actions, is_pad))
     assert out.actions.shape == (3, cfg.model.chunk_size, cfg.model.action_dim)
     expected_t = cfg.model.ode.time_points if cfg.model.use_mcc else 1
     assert out.latent.shape == (3, expected_t, cfg.model.latent_dim)
@@ -120,7 +130,7 @@ def test_latent_ode_is_adaptive_dopri5_and_adjoint_matches() -> None:
     torch.testing.assert_close(adj(z0), traj, atol=1e-4, rtol=1e-4)
 
 
-def test_disc_penalty_vanishes_for_exact_linear_flow_and_grows_with_curvature() -> None:
+def test_disc_penalty_vanishes_for_latents_that_follow_the_field_and_grows_with_jumps() -> None:
     cfg = _cfg(**{"model.ode.time_points": 5, "model.ode.step": 0.5})
     ode = LatentODE(cfg.model.latent_dim, cfg.model.ode)
     with torch.no_grad():
@@ -131,6 +141,31 @@ def test_disc_penalty_vanishes_for_exact_linear_flow_and_grows_with_curvature() 
     bent = traj.clone()
     bent[:, 2] += 1.0
     assert ode.disc_penalty(bent).item() > 1.0
+
+
+def test_disc_penalty_acts_on_the_encoded_latents_with_a_gradient_like_the_reconstructions() -> None:
+    """E_disc compares the encoder's latents at the grid's steps with the field: it is not the solver's residual
+    (zero for its own solution) but of the order of the other terms when the proprioception jumps."""
+    cfg = _cfg()
+    text, images, qpos, lang, pad, actions, is_pad = _inputs(cfg)
+    model = CCoL(cfg, text.out_dim)
+    noise = torch.zeros(3, cfg.model.latent_dim)
+    smooth = model(
+        images, qpos, lang, pad, actions=actions, is_pad=is_pad, noise=noise, future=_future(cfg, actions, is_pad, 0.0)
+    )
+    jumpy = model(
+        images, qpos, lang, pad, actions=actions, is_pad=is_pad, noise=noise, future=_future(cfg, actions, is_pad, 1.0)
+    )
+    assert jumpy.disc_penalty.item() > 20 * smooth.disc_penalty.item()
+    assert jumpy.disc_penalty.item() > 0.01
+    params = list(model.parameters())
+    g_disc = torch.autograd.grad(jumpy.disc_penalty, params, retain_graph=True, allow_unused=True)
+    recon = reconstruction_loss(jumpy.actions, actions, is_pad, "l1")
+    g_recon = torch.autograd.grad(recon, params, allow_unused=True)
+    norm = lambda gs: torch.sqrt(sum(g.pow(2).sum() for g in gs if g is not None))  # noqa: E731
+    assert 0.5 < norm(g_disc) / norm(g_recon) < 50, (norm(g_disc), norm(g_recon))
+    # the field receives gradient too: it learns the encoded dynamics
+    assert torch.autograd.grad(jumpy.disc_penalty, model.ode.func.out.weight)[0].abs().sum() > 0
 
 
 def test_loss_terms_by_hand() -> None:

@@ -156,10 +156,12 @@ def test_norm_stats_that_do_not_fit_the_config_are_an_error(tmp_path: Path, synt
     data.mkdir()
     for p in sorted(synthetic_dir.glob("*.hdf5"))[:3]:
         (data / p.name).write_bytes(p.read_bytes())
-    from ccol_policy.data import load_or_compute_norm_stats, scan_episodes
+    from ccol_policy.data import load_or_compute_norm_stats, scan_episodes, split_episodes
 
-    stats = load_or_compute_norm_stats(scan_episodes([data]), data)
+    cfg = tiny_config()
+    train_infos = split_episodes(scan_episodes([data]), cfg.data.val_fraction, cfg.train.seed)[0]
+    stats = load_or_compute_norm_stats(train_infos, data)  # the trainer's statistics: training episodes only
     stats.action_mean = np.zeros(7, np.float32)
     stats.save(data / "norm_stats.json")
     with pytest.raises(DatasetError, match="norm_stats.json"):
-        Trainer(tiny_config(), [data], tmp_path / "o")
+        Trainer(cfg, [data], tmp_path / "o")

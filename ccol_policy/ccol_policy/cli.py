@@ -94,6 +94,28 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ccol_sim.ablate import BUDGETS, run_ablation
+
+    budget = BUDGETS[args.budget]
+    for key in ("steps", "episodes", "seeds", "device"):
+        if getattr(args, key) is not None:
+            budget = replace(budget, **{key: getattr(args, key)})
+    run_ablation(
+        args.data,
+        args.out,
+        budget,
+        variants=args.variants.split(",") if args.variants else None,
+        config=args.config,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    log.info("table: %s, figure: %s", Path(args.out) / "ablation.md", Path(args.out) / "fig3_shoulder.png")
+    return 0
+
+
 def cmd_sim_record(args: argparse.Namespace) -> int:
     from ccol_sim.recording import record_demonstrations
 
@@ -317,6 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_eval)
+
+    p = sub.add_parser("ablate", help="paper Table 4 in the simulator: train + sim-eval every variant")
+    p.add_argument("data", nargs="+", help="dataset directories of *.hdf5 episodes (e.g. runs/demo/dataset)")
+    p.add_argument("--out", default="runs/ablate")
+    p.add_argument("--budget", choices=["cpu", "gpu"], default="cpu", help="steps/episodes/seeds preset")
+    p.add_argument("--variants", default=None, help="comma-separated (default: all Table 4 variants)")
+    p.add_argument("--config", default="small_cpu", help="preset every variant starts from")
+    p.add_argument("--steps", type=int, default=None, help="override the budget's training steps")
+    p.add_argument("--episodes", type=int, default=None, help="override the budget's episodes per task")
+    p.add_argument("--seeds", type=int, default=None, help="override the budget's number of seeds")
+    p.add_argument("--device", default=None, help="override the budget's device")
+    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("sim-record", help="scripted demonstrations in the simulator, written as episode bags")
     p.add_argument("--out", required=True)

@@ -62,10 +62,14 @@ class ODEConfig:
     rtol: float = 1e-3
     atol: float = 1e-4
     time_points: int = 2  # paper: "evaluates solutions at two discrete time points"
-    step: float = 2.0  # spacing of the time grid (paper Fig. 5: 2.0 best)
+    step: float = 2.0  # spacing of the time grid (paper Fig. 5: 2.0 best); one time unit = one control period
     adjoint: bool = False  # odeint_adjoint: O(1) memory in the number of solver steps
     hidden_size: int = 256  # width of the residual-MLP vector field f(z, t)
     num_blocks: int = 2
+
+    def grid_offsets(self) -> list[int]:
+        """Control periods from the current step to each later time point of the grid (E_disc's samples)."""
+        return [max(1, round(i * self.step)) for i in range(1, self.time_points)]
 
 
 @dataclass
@@ -95,7 +99,9 @@ class LossConfig:
     """Loss of eq. 12-14: reconstruction + kl_weight * KL + disc_weight * E_disc."""
 
     recon: str = "l1"  # "l1" or "l2"
+    reduction: str = "mean"  # recon over a chunk: "mean" over B*k*A entries (ACT) or "sum" over k*A (eq. 3)
     kl_weight: float = 10.0
+    kl_warmup_steps: int = 0  # the KL weight ramps linearly from 0 over these steps (0: constant)
     disc_weight: float = 1.0  # 0 gives Table 4's "w/o E_disc"
 
 
@@ -168,6 +174,8 @@ class CCoLConfig:
             (m.ode.time_points >= 2, "model.ode.time_points must be >= 2"),
             (m.ode.step > 0, "model.ode.step must be > 0"),
             (self.loss.recon in ("l1", "l2"), "loss.recon must be 'l1' or 'l2'"),
+            (self.loss.reduction in ("mean", "sum"), "loss.reduction must be 'mean' or 'sum'"),
+            (self.loss.kl_warmup_steps >= 0, "loss.kl_warmup_steps must be >= 0"),
             (self.optim.optimizer in ("sgd", "adamw"), "optim.optimizer must be 'sgd' or 'adamw'"),
             (self.optim.schedule in ("constant", "cosine"), "optim.schedule must be 'constant' or 'cosine'"),
             (self.train.precision in ("fp32", "bf16", "fp16"), "train.precision must be fp32, bf16 or fp16"),

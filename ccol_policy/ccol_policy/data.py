@@ -273,8 +273,10 @@ class EpisodeDataset(Dataset):
         cache_images: bool = False,
         qpos_noise: float = 0.0,
         qpos_dropout: float = 0.0,
+        latent_offsets: list[int] | tuple[int, ...] = (),
     ) -> None:
         self.infos = infos
+        self.latent_offsets = tuple(latent_offsets)
         self.qpos_noise = qpos_noise
         self.qpos_dropout = qpos_dropout
         self.stats = stats
@@ -302,14 +304,19 @@ class EpisodeDataset(Dataset):
             self._files[e] = h5py.File(self.infos[e].path, "r")
         return self._files[e]
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        e, t = self.index[i]
+    def _chunk(self, e: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Action chunk (k, A) from step t and its padding mask (k,)."""
         actions = self._action[e][t : t + self.k]
         n = len(actions)
         is_pad = np.zeros(self.k, dtype=bool)
         if n < self.k:  # past the episode end: repeat the last action and mask it out of the loss
             actions = np.concatenate([actions, np.repeat(actions[-1:], self.k - n, 0)])
             is_pad[n:] = True
+        return actions, is_pad
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        e, t = self.index[i]
+        actions, is_pad = self._chunk(e, t)
         if self._images is not None:
             frames = [self._images[e][c][t] for c in self.cameras]
         else:
@@ -327,6 +334,12 @@ class EpisodeDataset(Dataset):
             "is_pad": torch.from_numpy(is_pad),
             "instruction": torch.tensor(self.instruction_ids[self.infos[e].instruction]),
         }
+        if self.latent_offsets:  # proprioception at the ODE grid's later times (E_disc), clamped to the episode
+            later = [min(t + o, len(self._qpos[e]) - 1) for o in self.latent_offsets]
+            chunks = [self._chunk(e, s) for s in later]
+            sample["future_qpos"] = torch.from_numpy(self._qpos[e][later])  # (T-1, S)
+            sample["future_actions"] = torch.from_numpy(np.stack([c[0] for c in chunks]))  # (T-1, k, A)
+            sample["future_is_pad"] = torch.from_numpy(np.stack([c[1] for c in chunks]))  # (T-1, k)
         if self.use_depth:
             f = self._file(e)
             depth = [f[f"observations/depth/{c}"][t].astype(np.float32) / 1000.0 for c in self.cameras]

@@ -35,6 +35,7 @@ from ccol_policy.data import (
     DatasetError,
     EpisodeDataset,
     NormStats,
+    dataset_hash,
     load_or_compute_norm_stats,
     scan_episodes,
     split_episodes,
@@ -111,11 +112,16 @@ def lr_factor(step: int, cfg: CCoLConfig) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: CCoLConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD or AdamW; weight decay on weight matrices only, never on biases and normalisation gains (1-D)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     o = cfg.optim
+    groups = [
+        {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": o.weight_decay},
+        {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+    ]
     if o.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
+    return torch.optim.AdamW(groups, lr=o.lr)
 
 
 def _batch_to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -167,15 +173,16 @@ class Trainer:
             )
         if cfg.vision.use_depth and not all(i.has_depth for i in infos):
             raise DatasetError("vision.use_depth is set but some episodes have no /observations/depth")
-        self.stats: NormStats = load_or_compute_norm_stats(infos, Path(data_dirs[0]))
+        train_infos, val_infos = split_episodes(infos, cfg.data.val_fraction, cfg.train.seed)
+        self.n_train_episodes, self.n_val_episodes = len(train_infos), len(val_infos)
+        # statistics of the training episodes only: validation stays unseen
+        self.stats: NormStats = load_or_compute_norm_stats(train_infos, Path(data_dirs[0]))
         self.stats.check_dims(cfg.model.state_dim, cfg.model.action_dim)
         self.instructions = sorted({i.instruction for i in infos})
         self.control_rate_hz = next((i.control_rate_hz for i in infos if i.control_rate_hz), None)
         if not cfg.text.pretrained and not cfg.text.vocab:
             cfg.text.vocab = build_vocab(self.instructions)
-        train_infos, val_infos = split_episodes(infos, cfg.data.val_fraction, cfg.train.seed)
-        self.n_train_episodes, self.n_val_episodes = len(train_infos), len(val_infos)
-        self.dataset_hash = self.stats.dataset_hash
+        self.dataset_hash = dataset_hash(infos)
         ds_args = dict(
             stats=self.stats,
             chunk_size=cfg.model.chunk_size,
@@ -184,10 +191,15 @@ class Trainer:
             use_depth=cfg.vision.use_depth,
             cache_images=cfg.data.cache_images,
         )
+        offsets = cfg.model.ode.grid_offsets() if cfg.model.use_mcc else ()  # E_disc's steps (logged if weight 0)
         self.train_set = EpisodeDataset(
-            train_infos, **ds_args, qpos_noise=cfg.data.qpos_noise, qpos_dropout=cfg.data.qpos_dropout
+            train_infos,
+            **ds_args,
+            qpos_noise=cfg.data.qpos_noise,
+            qpos_dropout=cfg.data.qpos_dropout,
+            latent_offsets=offsets,
         )
-        self.val_set = EpisodeDataset(val_infos, **ds_args) if val_infos else None
+        self.val_set = EpisodeDataset(val_infos, **ds_args, latent_offsets=offsets) if val_infos else None
 
         # --- model ---
         torch.manual_seed(cfg.train.seed)
@@ -327,7 +339,15 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.cfg.train.seed),  # keeps the global RNG untouched
         )
 
-    def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], noise: torch.Tensor | None) -> Any:
+    def _forward(
+        self,
+        model: torch.nn.Module,
+        batch: dict[str, torch.Tensor],
+        noise: torch.Tensor | None,
+        posterior: bool = False,
+    ) -> Any:
+        """Training forward (expert chunk encoded) when noise is given or `posterior`; deployment-like otherwise."""
+        posterior = posterior or noise is not None
         lang = self.lang[batch["instruction"]]
         pad = self.lang_pad[batch["instruction"]]
         with torch.autocast(
@@ -339,9 +359,12 @@ class Trainer:
                 lang,
                 pad,
                 depth=batch.get("depth"),
-                actions=batch["actions"] if noise is not None else None,
-                is_pad=batch["is_pad"] if noise is not None else None,
+                actions=batch["actions"] if posterior else None,
+                is_pad=batch["is_pad"] if posterior else None,
                 noise=noise,
+                future=(batch["future_qpos"], batch["future_actions"], batch["future_is_pad"])
+                if posterior and "future_qpos" in batch
+                else None,
             )
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -356,7 +379,7 @@ class Trainer:
             self.dist.world,
         ).to(self.device)
         out = self._forward(self.forward_model, batch, noise)
-        loss, terms = ccol_loss(out, batch["actions"], batch["is_pad"], self.cfg.loss)
+        loss, terms = ccol_loss(out, batch["actions"], batch["is_pad"], self.cfg.loss, step=step)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss became {loss.item()} at step {step} ({ {k: float(v) for k, v in terms.items()} }); "
@@ -374,17 +397,21 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
-        """Deployment-like validation: prior latent, no expert actions; action L1 in robot units + smoothness."""
+        """Deployment-like validation: prior latent, no expert actions; action L1 in robot units + smoothness.
+        With MCC also E_disc of the held-out episodes' encoded latents (`val_disc`): how smooth the learned
+        latent trajectory is where the encoder was not trained."""
         if self.val_set is None:
             return None
         self.model.eval()
         n = len(self.val_set)
         bs = self.cfg.optim.batch_size
         sampler = StepBatchSampler(n, bs, self.cfg.train.seed + 1, 0, self.cfg.train.val_batches, 0, 1)
-        preds, targets, valid = [], [], []
+        preds, targets, valid, disc = [], [], [], []
         for batch in self._loader(sampler, self.val_set):
             batch = _batch_to(batch, self.device)
             out = self._forward(self.model, batch, None)  # not the DDP wrapper: rank 0 validates alone
+            if "future_qpos" in batch:
+                disc.append(float(self._forward(self.model, batch, None, posterior=True).disc_penalty))
             preds.append(self.stats.denormalise_action(out.actions.float().cpu().numpy()))
             targets.append(self.stats.denormalise_action(batch["actions"].cpu().numpy()))
             valid.append(~batch["is_pad"].cpu().numpy())
@@ -395,6 +422,7 @@ class Trainer:
             "val_l1": float(np.mean(per_joint)),
             "val_l1_per_joint": per_joint,
             **{f"val_{k}": x for k, x in smooth.items()},
+            **({"val_disc": float(np.mean(disc))} if disc else {}),
         }
 
     def run(self) -> TrainResult:

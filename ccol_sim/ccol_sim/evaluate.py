@@ -27,6 +27,7 @@ from ccol_sim.parallel import run_jobs
 
 log = logging.getLogger(__name__)
 EVAL_SEED_OFFSET = 1_000_000  # evaluation scenes never coincide with demonstration scenes
+EXECUTED_FILE = "executed.npz"
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -186,6 +187,8 @@ def sim_eval(
             },
         }
     report = {"checkpoint": str(checkpoint), "control_rate_hz": rate, "seed": seed, "tasks": summary}
+    # the commanded joint targets of every episode, "task|scene seed" -> (T, 8), for smoothness plots
+    np.savez_compressed(out / EXECUTED_FILE, **{f"{r.task}|{r.seed}": r.executed for r in rollouts})
     (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
     (out / "sim_eval.md").write_text(f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n")
     return report

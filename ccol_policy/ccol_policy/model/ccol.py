@@ -106,6 +106,23 @@ class CCoL(nn.Module):
                 self._prior_cache = (key, self.ode(z0))
         return self._prior_cache[1].expand(batch, -1, -1)
 
+    def _observed_latents(
+        self, z0: torch.Tensor, future: tuple[torch.Tensor, torch.Tensor, torch.Tensor], noise: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The posterior latents of the steps on the ODE grid, z0 first -> (B, T, d_z).
+
+        The later steps use the same epsilon as z0, so the trajectory moves only where the encoded
+        proprioceptive state moves."""
+        q, a, pad = future  # (B, T-1, S), (B, T-1, k, A), (B, T-1, k)
+        b, n = q.shape[:2]
+        mu, logvar = self.proprio(q.flatten(0, 1), a.flatten(0, 1), pad.flatten(0, 1))  # (B * (T-1), d_z)
+        if self.training:
+            eps = noise.repeat_interleave(n, 0) if noise is not None else None
+            z = ProprioCVAE.reparameterise(mu, logvar, eps)
+        else:
+            z = mu
+        return torch.cat([z0.unsqueeze(1), z.view(b, n, -1)], 1)
+
     def forward(
         self,
         images: torch.Tensor,
@@ -117,20 +134,26 @@ class CCoL(nn.Module):
         is_pad: torch.Tensor | None = None,
         need_weights: bool = False,
         noise: torch.Tensor | None = None,
+        future: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> CCoLOutput:
         """images (B, n_cam, 3, H, W) uint8, qpos (B, state_dim), lang (B, L, d_l), lang_pad (B, L) True = pad,
         actions (B, k, A) and is_pad (B, k) in training only; noise (B, d_z) is the reparameterisation's epsilon
-        (drawn here when None; the trainer passes it so that runs are reproducible across ranks) -> CCoLOutput."""
+        (drawn here when None; the trainer passes it so that runs are reproducible across ranks); future: the
+        proprioception at the ODE grid's later times, (qpos (B, T-1, S), actions (B, T-1, k, A), is_pad
+        (B, T-1, k)), whose encoded latents E_disc compares with the vector field -> CCoLOutput."""
         b = qpos.shape[0]
         disc = None
         if actions is not None:
             if is_pad is None:
                 is_pad = torch.zeros(actions.shape[:2], dtype=torch.bool, device=actions.device)
+            if noise is None and self.training:
+                noise = torch.randn(b, self.cfg.model.latent_dim, device=qpos.device)
             mu, logvar = self.proprio(qpos, actions, is_pad)
             z0 = ProprioCVAE.reparameterise(mu, logvar, noise) if self.training else mu
             if self.ode is not None:
                 latent = self.ode(z0)  # (B, T, d_z)
-                disc = self.ode.disc_penalty(latent)
+                if future is not None:
+                    disc = self.ode.disc_penalty(self._observed_latents(z0, future, noise))
             else:
                 latent = z0.unsqueeze(1)
         else:

@@ -63,19 +63,20 @@ class LatentODE(nn.Module):
             )
         return traj.transpose(0, 1)  # (T, B, d_z) -> (B, T, d_z)
 
-    def disc_penalty(self, traj: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+    def disc_penalty(self, observed: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         """E_disc (eq. 13): || dz/dt - f(z, t) ||^2 integrated over the grid.
 
-        dz/dt is the actual rate of change of the latent between grid points (finite difference of the solved
-        trajectory); f is compared at both ends of each interval (trapezoid rule). The penalty vanishes for
-        latent trajectories that are straight at the grid's resolution and grows with their curvature, so it
-        discourages abrupt changes of the latent between decoding steps.
+        `observed` (B, T, d_z) are the latents the proprioceptive encoder gives at the grid's time points (the
+        current step and the steps `step` control periods later, see `CCoL`), not the ODE's own solution (for
+        which the residual is zero up to solver error). dz/dt is their finite difference, f is compared at both
+        ends of each interval (trapezoid rule): the penalty is large when the encoded latent jumps between
+        nearby steps or moves against the learned field, and it trains f to follow the encoded dynamics.
         """
-        t = self.times if times is None else times.to(traj.device)
+        t = self.times if times is None else times.to(observed.device)
         dt = (t[1:] - t[:-1]).view(1, -1, 1)  # (1, T-1, 1)
-        rate = (traj[:, 1:] - traj[:, :-1]) / dt  # (B, T-1, d_z)
-        b, n, d = traj.shape
-        f = self.func(t.repeat_interleave(b).unsqueeze(-1), traj.transpose(0, 1).reshape(n * b, d))
+        rate = (observed[:, 1:] - observed[:, :-1]) / dt  # (B, T-1, d_z)
+        b, n, d = observed.shape
+        f = self.func(t.repeat_interleave(b).unsqueeze(-1), observed.transpose(0, 1).reshape(n * b, d).float())
         f = f.view(n, b, d).transpose(0, 1)  # (B, T, d_z)
         residual = rate - 0.5 * (f[:, 1:] + f[:, :-1])
         return (residual.pow(2).sum(-1) * dt.squeeze(-1)).sum(-1).mean()
