@@ -14,7 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("mujoco", reason="mujoco not installed")
 
 from ccol_sim.env import TASKS, PandaTable
-from ccol_sim.evaluate import rollout, wilson_interval
+from ccol_sim.evaluate import attention_summary, rollout, wilson_interval
 from ccol_sim.teacher import demonstrate
 
 
@@ -66,6 +66,26 @@ def test_closed_loop_rollout_uses_the_policy(env: PandaTable, synthetic_dir: Pat
     r = rollout(env, policy, "lift the pen", seed=5, rate_hz=20.0, max_seconds=1.0, record_video=True)
     assert r.steps == 20 and r.executed.shape == (20, 8) and len(r.frames) == 10
     assert policy.instruction == "lift the pen"
+    # the attention probe: one record per step for the noun "pen", shares of the attention and of the image
+    r = rollout(env, policy, "lift the pen", seed=5, rate_hz=20.0, max_seconds=0.5, attention=True)
+    assert len(r.attention) == 10 and {(n, p) for n, p, _, _ in r.attention} == {("pen", "reach")}
+    assert all(0.0 <= s <= 1.0 and 0.0 < a < 0.2 for _, _, s, a in r.attention)
+    row = attention_summary([r])[0]
+    assert (row["noun"], row["phase"], row["steps"]) == ("pen", "reach", 10)
+
+
+def test_attention_share_counts_the_patches_an_object_touches() -> None:
+    from ccol_policy.metrics import attention_share, patch_coverage
+
+    mask = np.zeros((120, 160), bool)
+    mask[0:10, 0:10] = True  # inside the top-left patch of a 4x4 grid (30 x 40 pixels each)
+    cov = patch_coverage(mask, 4)
+    assert cov[0, 0] == pytest.approx(100 / 1200) and cov.sum() == pytest.approx(100 / 1200)
+    att = np.full(16, 1 / 32)
+    att[0] = 17 / 32
+    share, area = attention_share(att, cov)
+    assert share == pytest.approx(17 / 32) and area == pytest.approx(1 / 16)
+    assert attention_share(np.full(16, 1 / 16), cov) == pytest.approx((1 / 16, 1 / 16))  # uniform: chance
 
 
 def test_ablate_trains_and_evaluates_every_variant_on_the_same_scenes(synthetic_dir: Path, tmp_path: Path) -> None:
@@ -92,6 +112,12 @@ def test_ablate_trains_and_evaluates_every_variant_on_the_same_scenes(synthetic_
     table = (tmp_path / "ab" / "ablation.md").read_text()
     assert all(f"| {v} |" in table for v in variants) and "vel. fluct." in table
     assert (tmp_path / "ab" / "fig3_shoulder.png").stat().st_size > 5000
+    # the CSA variants' reports say where each noun's attention fell; the ACT-style one has no CSA attention
+    full = json.loads((tmp_path / "ab" / "full" / "seed0" / "eval" / "sim_eval.json").read_text())
+    assert [r["noun"] for r in full["tasks"]["lift the pen"]["attention"]] == ["pen"]
+    assert "attention on its object" in (tmp_path / "ab" / "full" / "seed0" / "eval" / "sim_eval.md").read_text()
+    act = json.loads((tmp_path / "ab" / "act" / "seed0" / "eval" / "sim_eval.json").read_text())
+    assert act["tasks"]["lift the pen"]["attention"] == []
     # a rerun reads the finished evaluations back
     before = (tmp_path / "ab" / "act" / "seed0" / "eval" / "sim_eval.json").stat().st_mtime_ns
     run_ablation([synthetic_dir], tmp_path / "ab", budget, ["act"], str(preset), workers=1, progress=False)

@@ -88,6 +88,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         videos=args.videos,
         progress=not args.no_progress,
         workers=args.workers,
+        attention=args.attention,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=12.0)
     p.add_argument("--videos", type=int, default=0, help="GIFs of the first N episodes per task")
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
+    p.add_argument("--attention", action="store_true", help="measure where each noun's CSA attention falls (per phase)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_eval)
 

@@ -49,3 +49,25 @@ def per_joint_l1(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> lis
     """Mean absolute error per action dimension over the valid steps. pred/target (N, k, A), valid (N, k)."""
     m = valid[..., None].astype(np.float64)
     return ((np.abs(pred - target) * m).sum((0, 1)) / np.maximum(m.sum((0, 1)), 1.0)).tolist()
+
+
+def patch_coverage(mask: np.ndarray, grid: int) -> np.ndarray:
+    """(H, W) bool region -> (grid, grid) fraction of each patch it covers; the frame is stretched onto the
+    square patch grid, as the vision encoder resizes it."""
+    h, w = mask.shape
+    rows = np.linspace(0, h, grid + 1).round().astype(int)
+    cols = np.linspace(0, w, grid + 1).round().astype(int)
+    m = mask.astype(np.float64)
+    return np.array(
+        [[m[rows[i] : rows[i + 1], cols[j] : cols[j + 1]].mean() for j in range(grid)] for i in range(grid)]
+    )
+
+
+def attention_share(patch_attention: np.ndarray, coverage: np.ndarray) -> tuple[float, float]:
+    """A word's attention over the image patches (grid*grid,) and an object's patch coverage (grid, grid) ->
+    (share of the word's patch attention on patches the object touches, share those patches have of the grid:
+    what uniform attention would give)."""
+    on = coverage.reshape(-1) > 0
+    total = float(patch_attention.sum())
+    share = float(patch_attention[on].sum()) / total if total > 0 else float("nan")
+    return share, float(on.mean())

@@ -83,6 +83,7 @@ def run_ablation(
                     name=f"{variant}/seed{seed}",
                     workers=workers,
                     max_seconds=max_seconds,
+                    attention=True,  # CSA variants: where each noun's attention falls (sim_eval.md)
                 )
                 report["episodes"] = budget.episodes
                 report_file.write_text(json.dumps(report, indent=1))

@@ -73,6 +73,7 @@ class PandaTable:
         self.width, self.height = render_size
         self._renderer: mujoco.Renderer | None = None
         self._depth_renderer: mujoco.Renderer | None = None
+        self._seg_renderer: mujoco.Renderer | None = None
         self.scene_option = mujoco.MjvOption()
         if fast_render:  # collision meshes (group 3) instead of the detailed visual meshes (group 0)
             self.scene_option.geomgroup[:] = [0, 1, 0, 1, 0, 0]
@@ -156,11 +157,25 @@ class PandaTable:
         self._depth_renderer.update_scene(self.data, camera=self.ids.camera, scene_option=self.scene_option)
         return self._depth_renderer.render().astype(np.float32)
 
+    def object_masks(self) -> dict[str, np.ndarray]:
+        """(H, W) bool image region of the pen and of each cube in the camera frame (segmentation render)."""
+        if self._seg_renderer is None:
+            self._seg_renderer = _renderer(self.model, self.height, self.width)
+            self._seg_renderer.enable_segmentation_rendering()
+        self._seg_renderer.update_scene(self.data, camera=self.ids.camera, scene_option=self.scene_option)
+        seg = self._seg_renderer.render()  # (H, W, 2): object id, object type
+        geoms = seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)
+        masks = {}
+        for name in ("pen", "red_cube", "blue_cube"):
+            gid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)
+            masks[name] = geoms & (seg[..., 0] == gid)
+        return masks
+
     def close(self) -> None:
-        for r in (self._renderer, self._depth_renderer):
+        for r in (self._renderer, self._depth_renderer, self._seg_renderer):
             if r is not None:
                 r.close()
-        self._renderer = self._depth_renderer = None
+        self._renderer = self._depth_renderer = self._seg_renderer = None
 
     # ------------------------------------------------------------------ tasks
     def success(self, task: str) -> bool:

@@ -20,7 +20,8 @@ import torch
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
-from ccol_policy.metrics import smoothness
+from ccol_policy.evaluation import word_roles
+from ccol_policy.metrics import attention_share, patch_coverage, smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
@@ -50,6 +51,7 @@ class Rollout:
     holds: int
     executed: np.ndarray  # (T, 8) commanded joint targets
     frames: list[np.ndarray] = field(default_factory=list)
+    attention: list[tuple[str, str, float, float]] = field(default_factory=list)  # (noun, phase, share, area)
 
 
 ChunkSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]  # (step, image, qpos8) -> chunk (k, A)
@@ -92,6 +94,42 @@ def run_episode(
     return Rollout(task, seed, success, max_steps, holds, np.array(executed), frames)
 
 
+# The objects each noun of the simulated tasks names ("slide the cube" slides the red one).
+NOUN_OBJECTS = {"pen": ("pen",), "cube": ("red_cube",), "cubes": ("red_cube", "blue_cube")}
+PHASES = ("reach", "hold", "release")  # before the first gripper close, while closed, after reopening
+
+
+class AttentionProbe:
+    """Chunk source that also measures where each noun's CSA attention falls (paper Fig. 4a, as a figure):
+    per control step, the share of the noun's attention over the image patches that lands on patches its
+    object touches (the simulator's segmentation), beside that region's share of the grid (uniform attention)."""
+
+    def __init__(self, env: PandaTable, policy: CCoLPolicy, close_below: float = 0.04) -> None:
+        self.env, self.policy, self.close_below = env, policy, close_below
+        roles = word_roles(policy.last_words)
+        self.nouns = [(i, policy.last_words[i].lower().strip("ġ ")) for i, r in roles.items() if r == "noun"]
+        self.nouns = [(i, w) for i, w in self.nouns if w in NOUN_OBJECTS]
+        self.records: list[tuple[str, str, float, float]] = []
+        self.phase = 0
+
+    def __call__(self, step: int, image: np.ndarray, q: np.ndarray) -> np.ndarray:
+        chunk = self.policy.predict_chunk(image, q, need_attention=True)
+        closed = chunk.shape[1] > 7 and chunk[0, 7] < self.close_below
+        if self.phase == 0 and closed or self.phase == 1 and not closed:
+            self.phase += 1
+        if self.policy.last_attention and self.nouns:
+            layout = self.policy.model.layout
+            g = layout.patch_grid
+            att = self.policy.last_attention[-1].lang_to_context[0].float().cpu().numpy()  # (L, N), last block
+            patches = att[:, layout.vision][:, : g * g]  # first camera's patch tokens
+            masks = self.env.object_masks()
+            for i, noun in self.nouns:
+                region = np.logical_or.reduce([masks[o] for o in NOUN_OBJECTS[noun]])
+                share, area = attention_share(patches[i], patch_coverage(region, g))
+                self.records.append((noun, PHASES[self.phase], share, area))
+        return chunk
+
+
 def rollout(
     env: PandaTable,
     policy: CCoLPolicy,
@@ -103,15 +141,18 @@ def rollout(
     mode: str = "ensemble",
     ensemble_m: float = 0.01,
     record_video: bool = False,
+    attention: bool = False,
 ) -> Rollout:
-    """A policy in closed loop on the scene of `seed`."""
+    """A policy in closed loop on the scene of `seed`; with `attention` (CSA policies) also the attention
+    shares of `AttentionProbe`."""
     policy.set_instruction(task)
     executor = ClosedLoopExecutor(
         arm_id, 1.0 / rate_hz, policy.chunk_size, policy.cfg.model.action_dim, mode=mode, ensemble_m=ensemble_m
     )
-    return run_episode(
+    probe = AttentionProbe(env, policy) if attention and _has_attention(policy) else None
+    r = run_episode(
         env,
-        lambda step, image, q: policy.predict_chunk(image, q),
+        probe or (lambda step, image, q: policy.predict_chunk(image, q)),
         executor,
         task,
         seed,
@@ -119,6 +160,46 @@ def rollout(
         int(max_seconds * rate_hz),
         record_video,
     )
+    if probe is not None:
+        r.attention = probe.records
+    return r
+
+
+def _has_attention(policy: CCoLPolicy) -> bool:
+    return policy.cfg.model.use_csa and policy.cfg.model.csa_mode == "attention"
+
+
+def attention_summary(rollouts: list[Rollout]) -> list[dict[str, Any]]:
+    """Mean attention share and region area per (noun, phase) over the steps of `rollouts`."""
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in rollouts:
+        for noun, phase, share, area in r.attention:
+            if np.isfinite(share):
+                groups.setdefault((noun, phase), []).append((share, area))
+    return [
+        {
+            "noun": noun,
+            "phase": phase,
+            "steps": len(v),
+            "share": float(np.mean([x[0] for x in v])),
+            "area": float(np.mean([x[1] for x in v])),
+        }
+        for (noun, phase), v in sorted(groups.items(), key=lambda kv: (kv[0][0], PHASES.index(kv[0][1])))
+    ]
+
+
+def attention_table(report: dict[str, Any]) -> str:
+    lines = [
+        "| task | noun | phase | steps | attention on its object | object's share of the image (uniform) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, s in report["tasks"].items():
+        for row in s.get("attention", []):
+            lines.append(
+                f"| {task} | {row['noun']} | {row['phase']} | {row['steps']} | {100 * row['share']:.1f}% | "
+                f"{100 * row['area']:.1f}% |"
+            )
+    return "\n".join(lines)
 
 
 def save_gif(frames: list[np.ndarray], path: Path, fps: float) -> None:
@@ -140,9 +221,11 @@ def sim_eval(
     progress: bool = True,
     name: str | None = None,
     workers: int = 0,
+    attention: bool = False,
 ) -> dict[str, Any]:
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
-    Episodes run in `workers` processes (0: one per core on CPU, one on a GPU)."""
+    Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
+    each noun's CSA attention falls, per phase (`AttentionProbe`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
@@ -152,7 +235,9 @@ def sim_eval(
     if unknown:
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
     jobs = [
-        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos) for t in tasks for i in range(episodes)
+        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention)
+        for t in tasks
+        for i in range(episodes)
     ]
     if device not in ("cpu", "auto") or (device == "auto" and torch.cuda.is_available()):
         workers = 1  # one GPU context, batch-1 inference is fast enough
@@ -186,11 +271,16 @@ def sim_eval(
                 for k in ("velocity_fluctuation", "acceleration_fluctuation", "min_acceleration")
             },
         }
+        if attention:
+            summary[task]["attention"] = attention_summary(rs)
     report = {"checkpoint": str(checkpoint), "control_rate_hz": rate, "seed": seed, "tasks": summary}
     # the commanded joint targets of every episode, "task|scene seed" -> (T, 8), for smoothness plots
     np.savez_compressed(out / EXECUTED_FILE, **{f"{r.task}|{r.seed}": r.executed for r in rollouts})
     (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
-    (out / "sim_eval.md").write_text(f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n")
+    md = f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n"
+    if any(s.get("attention") for s in summary.values()):
+        md += f"\n## Where each noun's CSA attention falls (last block)\n\n{attention_table(report)}\n"
+    (out / "sim_eval.md").write_text(md)
     return report
 
 
@@ -201,6 +291,7 @@ class _EvalJob:
     rate_hz: float
     max_seconds: float
     video: bool
+    attention: bool = False
 
 
 class _EvalWorker:
@@ -219,7 +310,16 @@ class _EvalWorker:
 
 
 def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
-    return rollout(worker.env, worker.policy, job.task, job.seed, job.rate_hz, job.max_seconds, record_video=job.video)
+    return rollout(
+        worker.env,
+        worker.policy,
+        job.task,
+        job.seed,
+        job.rate_hz,
+        job.max_seconds,
+        record_video=job.video,
+        attention=job.attention,
+    )
 
 
 def table(reports: dict[str, dict[str, Any]]) -> str:
