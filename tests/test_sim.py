@@ -334,6 +334,26 @@ def test_replay_of_recorded_demonstrations_succeeds_with_commanded_gripper_label
     assert json.loads(out.read_text())["successes"] == 3
 
 
+def test_eval_bag_measures_noun_attention_on_simulator_bags(synthetic_dir: Path, tmp_path: Path) -> None:
+    from ccol_policy.cli import main
+    from ccol_policy.training import train
+    from ccol_sim.recording import record_demonstrations
+
+    from conftest import tiny_config
+
+    record_demonstrations(tmp_path / "bags", 1, seed=3, image_size=(64, 48), progress=False)
+    train(tiny_config(**{"train.steps": 3}), [synthetic_dir], tmp_path / "ck", progress=False)
+    out = tmp_path / "eval"
+    args = ["eval-bag", str(tmp_path / "bags"), "--checkpoint", f"tiny={tmp_path / 'ck' / 'best'}", "--out", str(out)]
+    assert main([*args, "--arm-id", "panda", "--sim-scene", "--no-progress", "--attention-steps", "0"]) == 0
+    nouns = json.loads((out / "report.json").read_text())["summary"]["tiny"]["noun_attention"]
+    assert set(nouns) == {"pen", "cube", "cubes"}
+    for row in nouns.values():  # steps before the first grasp only; the object covers a few patches
+        assert row["steps"] > 10 and 0.0 <= row["share"] <= 1.0 and 0.0 < row["area"] < 0.5
+    assert nouns["cubes"]["area"] > nouns["cube"]["area"]  # both cubes against the red one
+    assert "attention on its object" in (out / "report.md").read_text()
+
+
 def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog) -> None:
     import logging
 

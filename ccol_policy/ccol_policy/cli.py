@@ -231,6 +231,9 @@ def cmd_eval_bag(args: argparse.Namespace) -> int:
         p = Path(path)
         checkpoints[name or (p.parent.name if p.name in ("best", "latest") else p.name)] = path
     topics, _ = _bag_config(args)
+    regions = None
+    if args.sim_scene:
+        from ccol_sim.evaluate import scene_regions as regions
     report = evaluate(
         checkpoints,
         find_bags(args.bags),
@@ -243,6 +246,7 @@ def cmd_eval_bag(args: argparse.Namespace) -> int:
         max_image_age_s=args.max_image_age,
         max_joint_gap_s=args.max_joint_gap,
         progress=not args.no_progress,
+        regions=regions,
     )
     log.info(
         "evaluation (%d bag(s) skipped):\n%s\nreport: %s",
@@ -297,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval", help="report directory")
     p.add_argument("--device", default="auto")
     p.add_argument("--attention-steps", type=int, default=4, help="steps drawn as attention maps")
+    p.add_argument(
+        "--sim-scene",
+        action="store_true",
+        help="simulator bags: measure each noun's attention on its object (scene rebuilt from the bag's seed)",
+    )
     p.add_argument("--no-progress", action="store_true")
     _add_bag_args(p)
     p.set_defaults(func=cmd_eval_bag)

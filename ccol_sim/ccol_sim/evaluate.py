@@ -169,6 +169,22 @@ def _has_attention(policy: CCoLPolicy) -> bool:
     return policy.cfg.model.use_csa and policy.cfg.model.csa_mode == "attention"
 
 
+def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """`evaluation.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
+    image size (H, W), each noun's objects as one region."""
+    meta_file = Path(bag) / "episode.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    if "seed" not in meta:
+        raise ValueError(f"{bag}: episode.json has no 'seed'; object regions exist for simulator bags only")
+    env = PandaTable(render_size=(size[1], size[0]))
+    try:
+        env.reset(int(meta["seed"]))
+        masks = env.object_masks()
+    finally:
+        env.close()
+    return {noun: np.logical_or.reduce([masks[o] for o in objs]) for noun, objs in NOUN_OBJECTS.items()}
+
+
 def attention_summary(rollouts: list[Rollout]) -> list[dict[str, Any]]:
     """Mean attention share and region area per (noun, phase) over the steps of `rollouts`."""
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
