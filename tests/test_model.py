@@ -131,7 +131,7 @@ def test_latent_ode_is_adaptive_dopri5_and_adjoint_matches() -> None:
 
 
 def test_disc_penalty_vanishes_for_latents_that_follow_the_field_and_grows_with_jumps() -> None:
-    cfg = _cfg(**{"model.ode.time_points": 5, "model.ode.step": 0.5})
+    cfg = _cfg(**{"model.ode.time_points": 5, "model.ode.step": 1.0})
     ode = LatentODE(cfg.model.latent_dim, cfg.model.ode)
     with torch.no_grad():
         ode.func.out.weight.zero_()

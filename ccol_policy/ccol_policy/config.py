@@ -68,8 +68,9 @@ class ODEConfig:
     num_blocks: int = 2
 
     def grid_offsets(self) -> list[int]:
-        """Control periods from the current step to each later time point of the grid (E_disc's samples)."""
-        return [max(1, round(i * self.step)) for i in range(1, self.time_points)]
+        """Control periods from the current step to the grid's later time points, rounded to whole periods and
+        without repeats (E_disc's samples: the encoder's latents exist once per control period)."""
+        return sorted({max(1, round(i * self.step)) for i in range(1, self.time_points)})
 
 
 @dataclass

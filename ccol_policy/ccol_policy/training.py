@@ -113,11 +113,11 @@ def lr_factor(step: int, cfg: CCoLConfig) -> float:
 
 def build_optimizer(model: torch.nn.Module, cfg: CCoLConfig) -> torch.optim.Optimizer:
     """SGD or AdamW; weight decay on weight matrices only, never on biases and normalisation gains (1-D)."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
     o = cfg.optim
     groups = [
-        {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": o.weight_decay},
-        {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
     if o.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)

@@ -153,7 +153,9 @@ class CCoL(nn.Module):
             if self.ode is not None:
                 latent = self.ode(z0)  # (B, T, d_z)
                 if future is not None:
-                    disc = self.ode.disc_penalty(self._observed_latents(z0, future, noise))
+                    steps = [0, *self.cfg.model.ode.grid_offsets()]  # control periods: the samples' times
+                    times = torch.tensor(steps, dtype=torch.float32, device=z0.device)
+                    disc = self.ode.disc_penalty(self._observed_latents(z0, future, noise), times)
             else:
                 latent = z0.unsqueeze(1)
         else:
