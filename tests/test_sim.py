@@ -106,7 +106,7 @@ def test_ablate_trains_and_evaluates_every_variant_on_the_same_scenes(synthetic_
     for v in variants:
         row = result["variants"][v]
         assert set(row["tasks"]) == set(TASKS) and all(t["episodes"] == 1 for t in row["tasks"].values())
-        assert row["velocity_fluctuation"] > 0 and row["min_acceleration"] < 0
+        assert row["velocity_fluctuation"] > 0 and row["min_acceleration"] < 0 and 0 <= row["held"] <= 1
         seeds = {json.loads((tmp_path / "ab" / v / "seed0" / "eval" / "sim_eval.json").read_text())["seed"]}
         assert seeds == {0}
     table = (tmp_path / "ab" / "ablation.md").read_text()

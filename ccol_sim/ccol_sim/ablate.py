@@ -108,10 +108,12 @@ def summarise(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             n = sum(r["tasks"][task]["episodes"] for r in reps)
             tasks[task] = {"successes": ok, "episodes": n, "success_rate": ok / n, "ci95": wilson_interval(ok, n)}
         smooth = {k: float(np.nanmean([r["tasks"][t][k] for r in reps for t in r["tasks"]])) for k in SMOOTHNESS}
+        steps = sum(s["episodes"] * s["mean_steps"] for r in reps for s in r["tasks"].values())
         rows[variant] = {
             "tasks": tasks,
             "mean_success": float(np.mean([t["success_rate"] for t in tasks.values()])),
             "seeds": len(reps),
+            "held": float(sum(s["holds"] for r in reps for s in r["tasks"].values()) / max(steps, 1)),
             **smooth,
         }
     return {"variants": rows}
@@ -136,10 +138,11 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "Executed smoothness (commanded joint targets, rad per control period; change against `wo_mcc` as in "
-        "the paper's Fig. 3 text):",
+        "the paper's Fig. 3 text). Held steps are steps the executor refused the policy's target (more than "
+        "`max_jump_rad` from the arm, NaN): a policy that is held throughout has the smoothness of standing still.",
         "",
-        "| variant | vel. fluct. | acc. fluct. | min acc. |",
-        "|---|---|---|---|",
+        "| variant | vel. fluct. | acc. fluct. | min acc. | held steps |",
+        "|---|---|---|---|---|",
     ]
     ref = rows.get("wo_mcc")
     for name, r in rows.items():
@@ -147,7 +150,7 @@ def markdown(result: dict[str, Any]) -> str:
         for k in SMOOTHNESS:
             rel = f" ({100 * (r[k] / ref[k] - 1):+.1f}%)" if ref and ref[k] and name != "wo_mcc" else ""
             cells.append(f"{r[k]:.5f}{rel}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * r['held']:.0f}% |")
     budget = result.get("budget")
     if budget:
         lines += [
