@@ -138,8 +138,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "Executed smoothness (commanded joint targets, rad per control period; change against `wo_mcc` as in "
-        "the paper's Fig. 3 text). Held steps are steps the executor refused the policy's target (more than "
-        "`max_jump_rad` from the arm, NaN): a policy that is held throughout has the smoothness of standing still.",
+        "the paper's Fig. 3 text, negative: smoother). Held steps are steps the executor refused the policy's "
+        "target (more than `max_jump_rad` from the arm, NaN): a policy held throughout has the smoothness of "
+        "standing still.",
         "",
         "| variant | vel. fluct. | acc. fluct. | min acc. | held steps |",
         "|---|---|---|---|---|",
