@@ -20,7 +20,7 @@ import torch
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
-from ccol_policy.evaluation import word_roles
+from ccol_policy.evaluation import GRIPPER_CLOSED_M, word_roles
 from ccol_policy.metrics import attention_share, patch_coverage, smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASKS, PandaTable
@@ -104,7 +104,7 @@ class AttentionProbe:
     per control step, the share of the noun's attention over the image patches that lands on patches its
     object touches (the simulator's segmentation), beside that region's share of the grid (uniform attention)."""
 
-    def __init__(self, env: PandaTable, policy: CCoLPolicy, close_below: float = 0.04) -> None:
+    def __init__(self, env: PandaTable, policy: CCoLPolicy, close_below: float = GRIPPER_CLOSED_M) -> None:
         self.env, self.policy, self.close_below = env, policy, close_below
         roles = word_roles(policy.last_words)
         self.nouns = [(i, policy.last_words[i].lower().strip("ġ ")) for i, r in roles.items() if r == "noun"]
