@@ -54,6 +54,37 @@ def word_roles(words: list[str]) -> dict[int, str]:
     return {i: ("verb" if n == 0 else "noun") for n, i in enumerate(content)}
 
 
+def has_csa_attention(policy: CCoLPolicy) -> bool:
+    """Whether the policy has CSA cross-attention weights to read (not without CSA or with `avgpool`)."""
+    return policy.cfg.model.use_csa and policy.cfg.model.csa_mode == "attention"
+
+
+def noun_attention_shares(policy: CCoLPolicy, regions: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """After a `predict_chunk(..., need_attention=True)`: for each noun of the instruction that has a region
+    in `regions` ((H, W) bool, the camera frame), the `metrics.attention_share` of its last-block attention
+    over the first camera's patches -> {noun: (share, area)}."""
+    layout = policy.model.layout
+    g = layout.patch_grid
+    att = policy.last_attention[-1].lang_to_context[0].float().cpu().numpy()  # (L, N)
+    patches = att[:, layout.vision][:, : g * g]  # (L, g * g)
+    out = {}
+    for i, role in word_roles(policy.last_words).items():
+        word = policy.last_words[i].lower().strip("ġ ")
+        if role == "noun" and word in regions:
+            out[word] = attention_share(patches[i], patch_coverage(regions[word], g))
+    return out
+
+
+def summarise_shares(shares: list[tuple[float, float]]) -> dict[str, Any]:
+    """(share, area) per step -> steps, mean share (finite ones), mean area."""
+    ok = [x for x in shares if np.isfinite(x[0])]
+    return {
+        "steps": len(ok),
+        "share": float(np.mean([x[0] for x in ok])) if ok else float("nan"),
+        "area": float(np.mean([x[1] for x in ok])) if ok else float("nan"),
+    }
+
+
 def _stream_images(bag: Path, topic: str, indices: np.ndarray):
     """Yield the image for each grid step in order, decoding each bag image once and keeping one in memory."""
     if np.all(np.diff(indices) >= 0):
@@ -99,14 +130,13 @@ def evaluate_bag(
     latency = np.zeros(n)
     executed = np.zeros((n, a_dim), np.float32)
     ens = TemporalEnsembler(k, a_dim, ensemble_m)
-    use_att = policy.cfg.model.use_csa and policy.cfg.model.csa_mode == "attention"
+    use_att = has_csa_attention(policy)
     layout = policy.model.layout
     chosen = set(np.linspace(0, n - 1, attention_steps).round().astype(int).tolist()) if attention_steps else set()
     word_att: list[np.ndarray] = []
     maps: list[dict[str, Any]] = []
     closed = np.flatnonzero(ep.action[:, -1] < GRIPPER_CLOSED_M) if a_dim > 7 else np.array([], int)
     reach_end = int(closed[0]) if len(closed) else n
-    nouns = [i for i, r in word_roles(policy.last_words).items() if r == "noun"]
     noun_att: dict[str, list[tuple[float, float]]] = {}
     masks: dict[str, np.ndarray] | None = None
     for t, image in enumerate(_stream_images(bag, topics.color, ep.image_index)):
@@ -126,12 +156,8 @@ def evaluate_bag(
             word_att.append(vis.sum(-1))
             if regions is not None and t < reach_end:
                 masks = regions(bag, image.shape[:2]) if masks is None else masks
-                g = layout.patch_grid
-                for i in nouns:
-                    word = policy.last_words[i].lower().strip("ġ ")
-                    if word in masks:
-                        share = attention_share(vis[i, : g * g], patch_coverage(masks[word], g))
-                        noun_att.setdefault(word, []).append(share)
+                for noun, share in noun_attention_shares(policy, masks).items():
+                    noun_att.setdefault(noun, []).append(share)
             if t in chosen:
                 g = layout.patch_grid
                 maps.append(
@@ -177,13 +203,8 @@ def summarise(evals: list[BagEvaluation], horizons: list[int]) -> dict[str, Any]
         "steps": int(len(preds)),
         "bags": [e.bag for e in evals],
         "noun_attention": {
-            noun: {
-                "steps": len(v),
-                "share": float(np.nanmean([x[0] for x in v])),
-                "area": float(np.mean([x[1] for x in v])),
-            }
+            noun: summarise_shares([x for e in evals for x in e.noun_attention.get(noun, [])])
             for noun in sorted({w for e in evals for w in e.noun_attention})
-            for v in [[x for e in evals for x in e.noun_attention.get(noun, [])]]
         },
     }
 

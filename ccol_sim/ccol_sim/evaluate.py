@@ -20,8 +20,8 @@ import torch
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
-from ccol_policy.evaluation import GRIPPER_CLOSED_M, word_roles
-from ccol_policy.metrics import attention_share, patch_coverage, smoothness
+from ccol_policy.evaluation import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
+from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
@@ -106,9 +106,6 @@ class AttentionProbe:
 
     def __init__(self, env: PandaTable, policy: CCoLPolicy, close_below: float = GRIPPER_CLOSED_M) -> None:
         self.env, self.policy, self.close_below = env, policy, close_below
-        roles = word_roles(policy.last_words)
-        self.nouns = [(i, policy.last_words[i].lower().strip("ġ ")) for i, r in roles.items() if r == "noun"]
-        self.nouns = [(i, w) for i, w in self.nouns if w in NOUN_OBJECTS]
         self.records: list[tuple[str, str, float, float]] = []
         self.phase = 0
 
@@ -117,17 +114,15 @@ class AttentionProbe:
         closed = chunk.shape[1] > 7 and chunk[0, 7] < self.close_below
         if self.phase == 0 and closed or self.phase == 1 and not closed:
             self.phase += 1
-        if self.policy.last_attention and self.nouns:
-            layout = self.policy.model.layout
-            g = layout.patch_grid
-            att = self.policy.last_attention[-1].lang_to_context[0].float().cpu().numpy()  # (L, N), last block
-            patches = att[:, layout.vision][:, : g * g]  # first camera's patch tokens
-            masks = self.env.object_masks()
-            for i, noun in self.nouns:
-                region = np.logical_or.reduce([masks[o] for o in NOUN_OBJECTS[noun]])
-                share, area = attention_share(patches[i], patch_coverage(region, g))
-                self.records.append((noun, PHASES[self.phase], share, area))
+        for noun, (share, area) in noun_attention_shares(self.policy, noun_regions(self.env)).items():
+            self.records.append((noun, PHASES[self.phase], share, area))
         return chunk
+
+
+def noun_regions(env: PandaTable) -> dict[str, np.ndarray]:
+    """{noun: (H, W) bool image region of the objects it names}, now."""
+    masks = env.object_masks()
+    return {noun: np.logical_or.reduce([masks[o] for o in objs]) for noun, objs in NOUN_OBJECTS.items()}
 
 
 def rollout(
@@ -149,7 +144,7 @@ def rollout(
     executor = ClosedLoopExecutor(
         arm_id, 1.0 / rate_hz, policy.chunk_size, policy.cfg.model.action_dim, mode=mode, ensemble_m=ensemble_m
     )
-    probe = AttentionProbe(env, policy) if attention and _has_attention(policy) else None
+    probe = AttentionProbe(env, policy) if attention and has_csa_attention(policy) else None
     r = run_episode(
         env,
         probe or (lambda step, image, q: policy.predict_chunk(image, q)),
@@ -165,10 +160,6 @@ def rollout(
     return r
 
 
-def _has_attention(policy: CCoLPolicy) -> bool:
-    return policy.cfg.model.use_csa and policy.cfg.model.csa_mode == "attention"
-
-
 def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """`evaluation.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
     image size (H, W), each noun's objects as one region."""
@@ -179,10 +170,9 @@ def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
     env = PandaTable(render_size=(size[1], size[0]))
     try:
         env.reset(int(meta["seed"]))
-        masks = env.object_masks()
+        return noun_regions(env)
     finally:
         env.close()
-    return {noun: np.logical_or.reduce([masks[o] for o in objs]) for noun, objs in NOUN_OBJECTS.items()}
 
 
 def attention_summary(rollouts: list[Rollout]) -> list[dict[str, Any]]:
@@ -190,16 +180,9 @@ def attention_summary(rollouts: list[Rollout]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in rollouts:
         for noun, phase, share, area in r.attention:
-            if np.isfinite(share):
-                groups.setdefault((noun, phase), []).append((share, area))
+            groups.setdefault((noun, phase), []).append((share, area))
     return [
-        {
-            "noun": noun,
-            "phase": phase,
-            "steps": len(v),
-            "share": float(np.mean([x[0] for x in v])),
-            "area": float(np.mean([x[1] for x in v])),
-        }
+        {"noun": noun, "phase": phase, **summarise_shares(v)}
         for (noun, phase), v in sorted(groups.items(), key=lambda kv: (kv[0][0], PHASES.index(kv[0][1])))
     ]
 
