@@ -70,10 +70,8 @@ def run_ablation(
             )
             resume = (run / "train" / "latest" / "train_state.pt").is_file()
             train(cfg, data, run / "train", device=budget.device, resume=resume, progress=progress)
-            report_file = run / "eval" / "sim_eval.json"
-            if report_file.is_file() and json.loads(report_file.read_text()).get("episodes") == budget.episodes:
-                report = json.loads(report_file.read_text())
-            else:  # the same held-out scenes for every variant and seed
+            report = _finished_eval(run, budget.episodes)
+            if report is None:  # the same held-out scenes for every variant and seed
                 report = sim_eval(
                     run / "train" / "latest",
                     run / "eval",
@@ -85,8 +83,6 @@ def run_ablation(
                     max_seconds=max_seconds,
                     attention=True,  # CSA variants: where each noun's attention falls (sim_eval.md)
                 )
-                report["episodes"] = budget.episodes
-                report_file.write_text(json.dumps(report, indent=1))
             reports.setdefault(variant, []).append(report)
     result = summarise(reports)
     result["budget"] = asdict(budget)
@@ -96,6 +92,16 @@ def run_ablation(
     plot_shoulder(out, variants, out / "fig3_shoulder.png")
     log.info("ablation:\n%s", markdown(result))
     return result
+
+
+def _finished_eval(run: Path, episodes: int) -> dict[str, Any] | None:
+    """The run's sim-eval report if it evaluated the current checkpoint with `episodes` per task."""
+    report_file = run / "eval" / "sim_eval.json"
+    weights = run / "train" / "latest" / "model.safetensors"
+    if not report_file.is_file() or report_file.stat().st_mtime < weights.stat().st_mtime:
+        return None
+    report = json.loads(report_file.read_text())
+    return report if all(t["episodes"] == episodes for t in report["tasks"].values()) else None
 
 
 def summarise(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
