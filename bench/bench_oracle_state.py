@@ -24,57 +24,52 @@ import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo l
 # isort: split
 import h5py
 import numpy as np
-import torch
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.control import ClosedLoopExecutor
-from ccol_policy.policy import CCoLPolicy
 from ccol_policy.training import Trainer
-from ccol_sim.env import TASKS, PandaTable, sample_layout
-from ccol_sim.evaluate import EVAL_SEED_OFFSET, run_episode, sim_eval, wilson_interval
+from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.evaluate import EVAL_SEED_OFFSET, _EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.parallel import run_jobs
 
 LAYOUT_DIM = 9
 
 
-def layout_features(seed: int) -> np.ndarray:
+def layout_features(env: PandaTable, seed: int) -> np.ndarray:
     """(9,) the scene of `seed`: pen x, y, yaw, red cube x, y, blue cube x, y, zone x, y."""
-    lay = sample_layout(np.random.default_rng(seed))
+    lay = env.reset(seed)
     return np.concatenate([lay.pen, lay.red, lay.blue, lay.zone]).astype(np.float32)
 
 
 def oracle_dataset(src: Path, dst: Path) -> None:
-    """The episodes of src with the layout appended to observations/qpos (T, S + 9)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in sorted(src.glob("*.hdf5")):
-        out = dst / f.name
-        shutil.copy(f, out)
-        with h5py.File(out, "r+") as h:
-            if "seed" not in h.attrs:
-                raise SystemExit(f"{f}: no 'seed' attribute; the oracle needs simulator episodes")
-            q = h["observations/qpos"][()]
-            extra = np.repeat(layout_features(int(h.attrs["seed"]))[None], len(q), 0)
-            del h["observations/qpos"]
-            h["observations/qpos"] = np.concatenate([q, extra], 1)
+    """The episodes of src with the layout appended to observations/qpos (T, S + 9); dst appears only when
+    complete, so an interrupted copy is redone."""
+    part = dst.with_name(dst.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    env = PandaTable()
+    try:
+        for f in sorted(src.glob("*.hdf5")):
+            shutil.copy(f, part / f.name)
+            with h5py.File(part / f.name, "r+") as h:
+                if "seed" not in h.attrs:
+                    raise SystemExit(f"{f}: no 'seed' attribute; the oracle needs simulator episodes")
+                q = h["observations/qpos"][()]
+                extra = np.repeat(layout_features(env, int(h.attrs["seed"]))[None], len(q), 0)
+                del h["observations/qpos"]
+                h["observations/qpos"] = np.concatenate([q, extra], 1)
+    finally:
+        env.close()
+    part.rename(dst)
 
 
-class _Worker:
-    def __init__(self, checkpoint: str) -> None:
-        torch.set_num_threads(1)
-        self.policy = CCoLPolicy.from_checkpoint(checkpoint, device="cpu")
-        self.env = PandaTable()
-
-    def close(self) -> None:
-        self.env.close()
-
-
-def _episode(w: _Worker, job: tuple[str, int], rate_hz: float, max_seconds: float) -> tuple[str, bool]:
+def _episode(w: _EvalWorker, job: tuple[str, int], rate_hz: float, max_seconds: float) -> tuple[str, bool]:
     task, seed = job
     w.policy.set_instruction(task)
     p = w.policy
     executor = ClosedLoopExecutor("panda", 1.0 / rate_hz, p.chunk_size, p.cfg.model.action_dim)
-    extra = layout_features(seed)
+    extra = layout_features(w.env, seed)
     r = run_episode(
         w.env,
         lambda step, image, q: p.predict_chunk(image, np.concatenate([q, extra])),
@@ -115,8 +110,8 @@ def main() -> None:
 
     jobs = [(t, EVAL_SEED_OFFSET + i) for t in TASKS for i in range(args.episodes)]
     results = run_jobs(
-        _Worker,
-        (str(ckpt),),
+        _EvalWorker,
+        (str(ckpt), "cpu", (160, 120)),
         partial(_episode, rate_hz=rate, max_seconds=args.max_seconds),
         jobs,
         desc="oracle closed loop",
