@@ -80,6 +80,23 @@ def test_dataset_chunks_pad_with_last_action(tmp_path: Path) -> None:
     np.testing.assert_allclose(raw[:, 0], [80, 88, 88, 88, 88], atol=1e-3)
 
 
+def test_relative_joints_are_offsets_from_the_chunks_first_state(tmp_path: Path) -> None:
+    _episode(tmp_path / "episode_0000.hdf5", t=12)
+    infos = scan_episodes([tmp_path])
+    stats = compute_norm_stats(infos)
+    args = dict(stats=stats, chunk_size=5, cameras=["color"], instructions=["lift the pen"])
+    absolute, relative = EpisodeDataset(infos, **args), EpisodeDataset(infos, **args, relative_joints=7)
+    with h5py.File(infos[0].path) as f:
+        qpos, action = f["observations/qpos"][()], f["action"][()]
+    s = relative[4]
+    # the arm's 7 joints: label minus the measured joints at step 4, in action-std units; the gripper absolute
+    rel = s["actions"].numpy() * stats.action_std
+    np.testing.assert_allclose(rel[:, :7], action[4:9, :7] - qpos[4, :7], rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(s["actions"][:, 7], absolute[4]["actions"][:, 7])
+    torch.testing.assert_close(s["actions"] + s["anchor"], absolute[4]["actions"])  # the anchor undoes it
+    assert not absolute[4]["anchor"].any()
+
+
 def test_qpos_augmentation_touches_the_input_only(tmp_path: Path) -> None:
     _episode(tmp_path / "episode_0000.hdf5", t=12)
     infos = scan_episodes([tmp_path])

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("mujoco", reason="mujoco not installed")
 
-from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.evaluate import attention_summary, rollout, wilson_interval
 from ccol_sim.teacher import demonstrate
 
@@ -47,6 +47,33 @@ def test_scene_is_seeded_and_rendered(env: PandaTable) -> None:
     assert not any(env.success(t) for t in TASKS)  # nothing is solved at reset
     depth = env.render_depth()
     assert depth.shape == (72, 96) and 0.3 < np.median(depth) < 2.0
+
+
+def test_went_for_its_object_tells_the_instructed_object_from_another(env: PandaTable) -> None:
+    from ccol_policy.control import ClosedLoopExecutor
+    from ccol_sim.evaluate import run_episode, went_for_its_object
+    from ccol_sim.teacher import plan
+
+    seed = 105
+    for task in TASKS:
+        env.reset(seed)
+        targets = plan(env, task, np.random.default_rng(seed), 30.0)  # the teacher's motion for this task
+        padded = np.concatenate([targets, np.repeat(targets[-1:], 60, 0)])
+        executor = ClosedLoopExecutor("panda", 1 / 30, 30, 8)
+        for told in TASKS:  # the same motion judged under each instruction
+            r = run_episode(
+                env,
+                lambda s, i, q, p=padded: p[s : s + 30],
+                executor,
+                told,
+                seed,
+                30.0,
+                len(targets),
+                stop_on_success=False,
+                render=False,
+            )
+            assert went_for_its_object(r) == (TASK_OBJECT[told] == TASK_OBJECT[task]), (task, told, r.closest)
+        assert r.closest[TASK_OBJECT[task]] < 0.06  # the hand reached its object
 
 
 def test_wilson_interval() -> None:
@@ -307,6 +334,7 @@ def test_replay_of_recorded_demonstrations_succeeds_with_commanded_gripper_label
 
     rows = record_demonstrations(tmp_path / "bags", 1, seed=0, image_size=(64, 48), progress=False)
     assert all(r.success for r in rows)
+    assert [r.task for r in rows] == list(TASKS) and len({r.seed for r in rows}) == 1  # one scene, every task
     built = build_dataset(
         [tmp_path / "bags"],
         tmp_path / "ds",

@@ -89,6 +89,8 @@ class ModelConfig:
     proprio_layers: int = 4
     fusion_layers: int = 4  # CSA blocks (or self-attention encoder layers without CSA)
     decoder_layers: int = 1
+    relative_joints: int = 0  # the first n action dims (the arm's joints) are predicted as offsets from the same
+    # qpos dims at the chunk's first step, the rest (gripper) as positions; 0: absolute joint positions (paper)
     use_mcc: bool = True  # multimodal continuous co-learning: the latent NeuralODE (Table 4: "w/o MCC")
     use_csa: bool = True  # cross-modal semantic-physical alignment (Table 4: "w/o CSA")
     csa_mode: str = "attention"  # "attention" or "avgpool" (Table 4: "w CSA_no att")
@@ -172,6 +174,10 @@ class CCoLConfig:
             (m.csa_mode in ("attention", "avgpool"), "model.csa_mode must be 'attention' or 'avgpool'"),
             (m.hidden_dim % m.num_heads == 0, "model.hidden_dim must be divisible by model.num_heads"),
             (m.chunk_size >= 1, "model.chunk_size must be >= 1"),
+            (
+                0 <= m.relative_joints <= min(m.state_dim, m.action_dim),
+                "model.relative_joints must be between 0 and min(model.state_dim, model.action_dim)",
+            ),
             (m.ode.time_points >= 2, "model.ode.time_points must be >= 2"),
             (m.ode.step > 0, "model.ode.step must be > 0"),
             (self.loss.recon in ("l1", "l2"), "loss.recon must be 'l1' or 'l2'"),

@@ -112,7 +112,8 @@ def lr_factor(step: int, cfg: CCoLConfig) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: CCoLConfig) -> torch.optim.Optimizer:
-    """SGD or AdamW; weight decay on weight matrices only, never on biases and normalisation gains (1-D)."""
+    """SGD or AdamW; weight decay on weight matrices only, never on biases and normalisation gains (1-D). Fused
+    kernels: one update over all parameters instead of a loop of small ones (-13 ms of ~130 per small_cpu step)."""
     params = [p for p in model.parameters() if p.requires_grad]
     o = cfg.optim
     groups = [
@@ -120,8 +121,8 @@ def build_optimizer(model: torch.nn.Module, cfg: CCoLConfig) -> torch.optim.Opti
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
     if o.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
-    return torch.optim.AdamW(groups, lr=o.lr)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, fused=True)
+    return torch.optim.AdamW(groups, lr=o.lr, fused=True)
 
 
 def _batch_to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -190,6 +191,7 @@ class Trainer:
             instructions=self.instructions,
             use_depth=cfg.vision.use_depth,
             cache_images=cfg.data.cache_images,
+            relative_joints=cfg.model.relative_joints,
         )
         offsets = cfg.model.ode.grid_offsets() if cfg.model.use_mcc else ()  # E_disc's steps (logged if weight 0)
         self.train_set = EpisodeDataset(
@@ -412,8 +414,9 @@ class Trainer:
             out = self._forward(self.model, batch, None)  # not the DDP wrapper: rank 0 validates alone
             if "future_qpos" in batch:
                 disc.append(float(self._forward(self.model, batch, None, posterior=True).disc_penalty))
-            preds.append(self.stats.denormalise_action(out.actions.float().cpu().numpy()))
-            targets.append(self.stats.denormalise_action(batch["actions"].cpu().numpy()))
+            anchor = batch["anchor"].unsqueeze(1)  # (B, 1, A): relative chunks back to joint positions
+            preds.append(self.stats.denormalise_action((out.actions.float() + anchor).cpu().numpy()))
+            targets.append(self.stats.denormalise_action((batch["actions"] + anchor).cpu().numpy()))
             valid.append(~batch["is_pad"].cpu().numpy())
         p, t, v = np.concatenate(preds), np.concatenate(targets), np.concatenate(valid)
         per_joint = per_joint_l1(p, t, v)

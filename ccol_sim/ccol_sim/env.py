@@ -14,6 +14,8 @@ import numpy as np
 from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, ZONE_HALF, Ids, load_model
 
 TASKS = ("lift the pen", "slide the cube", "place the cubes")
+OBJECTS = ("pen", "red_cube", "blue_cube")
+TASK_OBJECT = {"lift the pen": "pen", "slide the cube": "red_cube", "place the cubes": "red_cube"}  # grasped first
 MAX_WIDTH = 0.08
 
 

@@ -23,7 +23,7 @@ from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.evaluation import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
-from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.env import OBJECTS, TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Rollout:
     steps: int
     holds: int
     executed: np.ndarray  # (T, 8) commanded joint targets
+    closest: dict[str, float] = field(default_factory=dict)  # closest approach of the hand to each object (m)
     frames: list[np.ndarray] = field(default_factory=list)
     attention: list[tuple[str, str, float, float]] = field(default_factory=list)  # (noun, phase, share, area)
 
@@ -74,6 +75,7 @@ def run_episode(
     env.reset(seed)
     executor.reset()
     executed, frames, holds = [], [], 0
+    closest = dict.fromkeys(OBJECTS, math.inf)
     success = False
     for step in range(max_steps):
         image = env.render() if render or record_video else None
@@ -88,10 +90,19 @@ def run_episode(
         if record_video and step % 2 == 0:
             frames.append(image)
         env.step(1.0 / rate_hz)
+        hand = env.ee_pos()
+        for obj in OBJECTS:
+            closest[obj] = min(closest[obj], float(np.linalg.norm(hand - env.body_pos(obj))))
         success = success or env.success(task)
         if success and stop_on_success:
-            return Rollout(task, seed, True, step + 1, holds, np.array(executed), frames)
-    return Rollout(task, seed, success, max_steps, holds, np.array(executed), frames)
+            return Rollout(task, seed, True, step + 1, holds, np.array(executed), closest, frames)
+    return Rollout(task, seed, success, max_steps, holds, np.array(executed), closest, frames)
+
+
+def went_for_its_object(r: Rollout) -> bool:
+    """Whether the object the hand came closest to is the one the instruction names (grasped first): a policy
+    that ignores the words goes for whatever its scene suggests, whatever it is told."""
+    return min(r.closest, key=r.closest.get) == TASK_OBJECT[r.task]
 
 
 # The objects each noun of the simulated tasks names ("slide the cube" slides the red one).
@@ -265,6 +276,7 @@ def sim_eval(
             "ci95": wilson_interval(n_ok, len(rs)),
             "mean_steps": float(np.mean([r.steps for r in rs])),
             "holds": int(sum(r.holds for r in rs)),
+            "went_for_its_object": sum(went_for_its_object(r) for r in rs),
             **{
                 k: float(np.mean([s[k] for s in smooth]))
                 for k in ("velocity_fluctuation", "acceleration_fluctuation", "min_acceleration")
@@ -323,15 +335,16 @@ def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
 
 def table(reports: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| policy | task | success | 95% CI | vel. fluct. | acc. fluct. | min acc. |",
-        "|---|---|---|---|---|---|---|",
+        "| policy | task | success | 95% CI | went for its object | vel. fluct. | acc. fluct. | min acc. |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rep in reports.items():
         for task, s in rep["tasks"].items():
             lo, hi = s["ci95"]
+            went = f"{s['went_for_its_object']}/{s['episodes']}" if "went_for_its_object" in s else "-"
             lines.append(
                 f"| {name} | {task} | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | "
-                f"{100 * lo:.0f}-{100 * hi:.0f}% | {s['velocity_fluctuation']:.4f} | "
+                f"{100 * lo:.0f}-{100 * hi:.0f}% | {went} | {s['velocity_fluctuation']:.4f} | "
                 f"{s['acceleration_fluctuation']:.4f} | {s['min_acceleration']:.4f} |"
             )
     return "\n".join(lines)

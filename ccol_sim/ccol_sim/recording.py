@@ -140,12 +140,14 @@ def record_demonstrations(
     workers: int = 0,
 ) -> list[DemoRow]:
     """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so), in
-    `workers` processes (0: one per core)."""
+    `workers` processes (0: one per core). Every scene is demonstrated once per task: the same first frame with
+    each instruction's motion, so only the instruction tells them apart (with one task per scene a policy can
+    tell the task from the scene it memorised and ignore the words)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next_index(out)
     jobs = [
-        (out, first + len(tasks) * i + j, task, seed * 100_003 + i * len(tasks) + j)
+        (out, first + len(tasks) * i + j, task, seed * 100_003 + i)
         for i in range(episodes_per_task)
         for j, task in enumerate(tasks)
     ]

@@ -43,7 +43,8 @@ SCENE = """
   <option timestep="0.002" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual>
     <global offwidth="1280" offheight="960"/>
-    <quality shadowsize="0"/>
+    <!-- no 4x multisampling: half the render time; frames are downsampled to the policy's size anyway -->
+    <quality shadowsize="0" offsamples="0"/>
     <headlight ambient="0.5 0.5 0.5" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
   </visual>
   <asset>
