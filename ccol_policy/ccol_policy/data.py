@@ -286,7 +286,6 @@ class EpisodeDataset(Dataset):
         relative_joints: int = 0,
     ) -> None:
         self.infos = infos
-        self.relative_joints = relative_joints
         self.latent_offsets = tuple(latent_offsets)
         self.qpos_noise = qpos_noise
         self.qpos_dropout = qpos_dropout
