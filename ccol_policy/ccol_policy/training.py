@@ -113,7 +113,7 @@ def lr_factor(step: int, cfg: CCoLConfig) -> float:
 
 def build_optimizer(model: torch.nn.Module, cfg: CCoLConfig) -> torch.optim.Optimizer:
     """SGD or AdamW; weight decay on weight matrices only, never on biases and normalisation gains (1-D). Fused
-    kernels: one update over all parameters instead of a loop of small ones (-13 ms of ~130 per small_cpu step)."""
+    kernels: one update over all parameters instead of a loop of small ones (small_cpu: 18 -> 4 ms per update)."""
     params = [p for p in model.parameters() if p.requires_grad]
     o = cfg.optim
     groups = [
