@@ -127,14 +127,14 @@ class CCoLPolicy:
         if self.cfg.vision.use_depth and depth is not None:
             d = np.stack([np.asarray(depth[c], np.float32) for c in self.cameras])
             depth_t = torch.from_numpy(d).to(self.device).unsqueeze(1).unsqueeze(0)
-        q_robot = torch.as_tensor(np.asarray(qpos, np.float32), device=self.device)
-        q = ((q_robot - self._qpos_mean) / self._qpos_std).unsqueeze(0)
+        q = torch.as_tensor(np.asarray(qpos, np.float32), device=self.device)
+        q = ((q - self._qpos_mean) / self._qpos_std).unsqueeze(0)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             out = self.model(frames, q, self._lang, self._lang_pad, depth=depth_t, need_weights=need_attention)
         self.last_attention = out.attention
-        n = self.cfg.model.relative_joints
-        chunk = out.actions[0].float() * self._act_std + self._act_mean
-        chunk[:, :n] += q_robot[:n] - self._act_mean[:n]  # relative joints: offsets from the measured state
+        # relative joints: the network's offsets from the measured state, back to positions (as in training)
+        anchor = torch.from_numpy(self.ckpt.stats.action_anchor(np.asarray(qpos), self.cfg.model.relative_joints))
+        chunk = (out.actions[0].float() + anchor.to(self.device)) * self._act_std + self._act_mean
         return chunk.cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
