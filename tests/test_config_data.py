@@ -80,6 +80,14 @@ def test_dataset_chunks_pad_with_last_action(tmp_path: Path) -> None:
     np.testing.assert_allclose(raw[:, 0], [80, 88, 88, 88, 88], atol=1e-3)
 
 
+def test_start_indices_are_each_episodes_first_steps(tmp_path: Path) -> None:
+    _episode(tmp_path / "episode_0000.hdf5", t=12)
+    _episode(tmp_path / "episode_0001.hdf5", t=4)
+    infos = scan_episodes([tmp_path])
+    ds = EpisodeDataset(infos, compute_norm_stats(infos), chunk_size=5, cameras=["color"], instructions=["x"])
+    assert [ds.index[i] for i in ds.start_indices(10, stride=5)] == [(0, 0), (0, 5), (1, 0)]
+
+
 def test_relative_joints_are_offsets_from_the_chunks_first_state(tmp_path: Path) -> None:
     _episode(tmp_path / "episode_0000.hdf5", t=12)
     infos = scan_episodes([tmp_path])

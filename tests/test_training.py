@@ -34,6 +34,8 @@ def test_tiny_model_learns_the_synthetic_tasks(synthetic_dir: Path, tmp_path: Pa
     vals = [r["val_l1"] for r in result.history if "val_l1" in r]
     assert len(vals) == 2
     assert vals[-1] < 0.6 * vals[0], vals
+    starts = [r["val_l1_start"] for r in result.history if "val_l1" in r]  # the reach, held out, on its own
+    assert len(starts) == 2 and all(np.isfinite(starts)) and starts[-1] < starts[0], starts
     for name in ("latest", "best"):
         for f in (
             "model.safetensors",

@@ -312,6 +312,10 @@ class EpisodeDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def start_indices(self, steps: int, stride: int = 5) -> list[int]:
+        """Sample indices of every episode's first `steps` steps, every `stride`-th (the reach from the start)."""
+        return [i for i, (_, t) in enumerate(self.index) if t < steps and t % stride == 0]
+
     def _file(self, e: int) -> h5py.File:
         if e not in self._files:
             self._files[e] = h5py.File(self.infos[e].path, "r")

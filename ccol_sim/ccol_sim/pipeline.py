@@ -84,6 +84,8 @@ def run_sim_demo(
             max_seconds=max_seconds,
         )
         reports[name]["held_out_action_l1"] = result.best_val_l1
+        best = json.loads((run / "best" / "meta.json").read_text()).get("validation") or {}
+        reports[name]["held_out_start_l1"] = best.get("val_l1_start")
     plot_success(reports, out / "success.png")
     text = (
         table(reports) + f"\n\nThe dataset's own labels replayed open loop (`ccol replay`): {replay['successes']}/"
@@ -91,6 +93,11 @@ def run_sim_demo(
         + "\nOpen loop, held-out demonstration episodes (action L1, rad): "
         + ", ".join(f"{n} {r['held_out_action_l1']:.4f}" for n, r in reports.items())
     )
+    starts = [f"{n} {r['held_out_start_l1']:.4f}" for n, r in reports.items() if r["held_out_start_l1"] is not None]
+    if starts:
+        text += "; over each episode's first k steps (the reach, where the scene and the words decide): " + ", ".join(
+            starts
+        )
     minutes = (time.perf_counter() - t_start) / 60
     (out / "report.md").write_text(
         f"# CCoL simulation demo\n\n{text}\n\n![success](success.png)\n\nWall time {minutes:.1f} min.\n"
