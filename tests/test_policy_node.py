@@ -267,7 +267,12 @@ def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy) -> None:
         # this bound survives a loaded CI machine (16 Hz measured with another job on both cores)
         assert rate >= 10.0, rate
         assert [jtc_rejection(m) for _, m in got] == [None] * len(got)
-        last = got[-1][1]
+        # motions, not holds: a camera frame late by > max_obs_age_s on a loaded machine holds one cycle (as it
+        # must), so the check is on the share of motions in the window and on the latest motion
+        window = [m for _, m in got[n0:]]
+        motions = [m for m in window if len(m.points) > 1]
+        assert len(motions) >= 0.8 * len(window), (len(motions), len(window), node.hold_reason)
+        last = motions[-1]
         assert last.joint_names == [f"fr3_joint{i}" for i in range(1, 8)] and len(last.points) > 1
         assert all(len(p.velocities) == 7 for p in last.points)
         assert node.status()["gripper"].startswith("franka_msgs is not installed")
