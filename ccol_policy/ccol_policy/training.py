@@ -399,14 +399,16 @@ class Trainer:
         return {k: float(v) for k, v in terms.items()}
 
     @torch.no_grad()
-    def _predict(self, batches: Iterable[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+    def _predict(
+        self, batches: Iterable[list[int]], with_disc: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
         """Deployment-like chunks of validation samples -> predictions and targets in robot units (N, k, A),
-        the valid mask (N, k) and, with MCC, E_disc per batch."""
+        the valid mask (N, k) and, with MCC and `with_disc`, E_disc per batch."""
         preds, targets, valid, disc = [], [], [], []
         for batch in self._loader(list(batches), self.val_set):
             batch = _batch_to(batch, self.device)
             out = self._forward(self.model, batch, None)  # not the DDP wrapper: rank 0 validates alone
-            if "future_qpos" in batch:
+            if with_disc and "future_qpos" in batch:
                 disc.append(float(self._forward(self.model, batch, None, posterior=True).disc_penalty))
             anchor = batch["anchor"].unsqueeze(1)  # (B, 1, A): relative chunks back to joint positions
             preds.append(self.stats.denormalise_action((out.actions.float() + anchor).cpu().numpy()))
@@ -430,7 +432,7 @@ class Trainer:
         per_joint = per_joint_l1(p, t, v)
         smooth = mean_smoothness([c[m] for c, m in zip(p, v)])
         start = self.val_set.start_indices(self.cfg.model.chunk_size)
-        ps, ts, vs, _ = self._predict(start[i : i + bs] for i in range(0, len(start), bs))
+        ps, ts, vs, _ = self._predict((start[i : i + bs] for i in range(0, len(start), bs)), with_disc=False)
         return {
             "val_l1": float(np.mean(per_joint)),
             "val_l1_start": float(np.mean(per_joint_l1(ps, ts, vs))),
