@@ -32,6 +32,7 @@ from ccol_policy.training import Trainer
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.evaluate import EVAL_SEED_OFFSET, _EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.parallel import run_jobs
+from ccol_sim.teacher import TCP_FLOOR_Z
 
 LAYOUT_DIM = 9
 
@@ -68,7 +69,7 @@ def _episode(w: _EvalWorker, job: tuple[str, int], rate_hz: float, max_seconds: 
     task, seed = job
     w.policy.set_instruction(task)
     p = w.policy
-    executor = ClosedLoopExecutor("panda", 1.0 / rate_hz, p.chunk_size, p.cfg.model.action_dim)
+    executor = ClosedLoopExecutor("panda", 1.0 / rate_hz, p.chunk_size, p.cfg.model.action_dim, tcp_floor_z=TCP_FLOOR_Z)
     extra = layout_features(w.env, seed)
     r = run_episode(
         w.env,

@@ -399,3 +399,63 @@ def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog)
     with caplog.at_level(logging.INFO):
         run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5)
     assert "stage 1/4" not in caplog.text and "stage 2/4" not in caplog.text
+
+
+def _finger_table_force(env: PandaTable) -> float:
+    """Normal force (N) of all finger-table contacts now."""
+    import mujoco
+
+    m, d = env.model, env.data
+    table = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "table")
+    fingers = {g for g in range(m.ngeom) if "finger" in (m.body(m.geom_bodyid[g]).name or "")}
+    force, total = np.zeros(6), 0.0
+    for k, c in enumerate(d.contact[: d.ncon]):
+        if table in (c.geom1, c.geom2) and {c.geom1, c.geom2} & fingers:
+            mujoco.mj_contactForce(m, d, k, force)
+            total += force[0]
+    return total
+
+
+def test_franka_kinematics_match_the_simulated_arm_and_the_floor_keeps_a_low_policy_off_the_table(
+    env: PandaTable,
+) -> None:
+    from ccol_policy.control import ClosedLoopExecutor
+    from ccol_policy.kinematics import joint_frames, tcp_jacobian
+    from ccol_sim.evaluate import run_episode
+    from ccol_sim.scene import SIM_TO_REAL
+    from ccol_sim.teacher import TCP_FLOOR_Z, plan
+
+    seed, task = 101, "place the cubes"
+    env.reset(seed)
+    targets = plan(env, task, np.random.default_rng(seed), 30.0)
+    # the simulated Panda's end-effector site is Franka's hand_tcp (DH kinematics) within 0.5 mm
+    import mujoco
+
+    scratch = mujoco.MjData(env.model)
+    for q in targets[::25, :7]:
+        scratch.qpos[:] = env.data.qpos
+        scratch.qpos[env.ids.arm_qpos] = q - SIM_TO_REAL
+        mujoco.mj_kinematics(env.model, scratch)
+        tcp = joint_frames(q[None])[1][0, :3, 3]
+        np.testing.assert_allclose(tcp, scratch.site_xpos[env.ids.ee_site], atol=5e-4)
+    # a policy 6 mm low near the table, executed with and without the floor; the teacher itself is never raised
+    tip, jac = tcp_jacobian(targets[:, :7])
+    down = np.zeros((len(targets), 6))
+    down[:, 2] = np.where(tip[:, 2] < 0.07, -0.006, 0.0)
+    low = targets.copy()
+    low[:, :7] += np.einsum("nij,nj->ni", np.linalg.pinv(jac), down)
+    pressed = {}
+    for name, labels, floor in (("low", low, None), ("low+floor", low, TCP_FLOOR_Z), ("teacher", targets, TCP_FLOOR_Z)):
+        padded = np.concatenate([labels, np.repeat(labels[-1:], 30, 0)])
+        forces: list[float] = []
+
+        def source(step: int, image: None, q: np.ndarray, p: np.ndarray = padded, f: list = forces) -> np.ndarray:
+            f.append(_finger_table_force(env))
+            return p[step : step + 30]
+
+        executor = ClosedLoopExecutor("panda", 1 / 30, 30, 8, mode="chunk", tcp_floor_z=floor)
+        r = run_episode(env, source, executor, task, seed, 30.0, len(labels), render=False, stop_on_success=False)
+        pressed[name] = (max(forces), r.raised)
+    assert pressed["teacher"][1] == 0, pressed  # demonstrations replay untouched
+    assert pressed["low+floor"][1] > 0 and pressed["low"][1] == 0
+    assert pressed["low+floor"][0] < 0.5 * pressed["low"][0], pressed  # measured: 97 N against 232 N

@@ -27,6 +27,8 @@ ARGS = {
     "robot_ip": ("", "robot IP: start the upstream driver here; empty: the driver runs elsewhere"),
     "spawn_controller": ("true", "spawn joint_trajectory_controller (needs the driver's controller_manager)"),
     "execution_mode": ("ensemble", "ensemble (temporal ensembling) or chunk"),
+    "table_z": ("0.0", "table top in the arm's base frame (m): the fingertips are kept above it; 0: arm on the table"),
+    "fingertip_floor": ("true", "false: no fingertip floor"),
     "use_sim": ("false", "run against the ccol_sim MuJoCo Panda instead of the robot"),
     "use_realsense_ros": ("true", "start realsense2_camera when installed"),
 }
@@ -72,7 +74,13 @@ def _setup(context):
         "trajectory_topic": profile.trajectory_topic,
         "gripper_mode": "topic" if use_sim else "action",
         "execution_mode": arg["execution_mode"],
+        "table_z": float(arg["table_z"]),
+        "fingertip_floor": arg["fingertip_floor"].lower() == "true",
     }
+    if use_sim:
+        from ccol_sim.teacher import TIP
+
+        overrides["tcp_to_fingertip_m"] = TIP  # the simulated hand's fingers are longer than the Franka Hand's
     actions.append(
         Node(
             package="ccol_policy",

@@ -89,6 +89,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         workers=args.workers,
         attention=args.attention,
+        tcp_floor=not args.no_tcp_floor,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -348,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", type=int, default=0, help="GIFs of the first N episodes per task")
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--attention", action="store_true", help="measure where each noun's CSA attention falls (per phase)")
+    p.add_argument(
+        "--no-tcp-floor", action="store_true", help="let targets put the fingertips into the table (no table_z floor)"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_eval)
 
@@ -389,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--execute", action="store_true", help="with --robot: really command the controller")
     p.add_argument("--trajectory-topic", default="/joint_trajectory_controller/joint_trajectory")
     p.add_argument("--joint-states-topic", default="/franka/joint_states")
+    p.add_argument(
+        "--table-z", type=float, default=0.0, help="with --robot: table top in the base frame (m), the fingertip floor"
+    )
+    p.add_argument("--no-fingertip-floor", action="store_true", help="with --robot: let targets reach below table_z")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_replay)
 

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ccol_policy.kinematics import FingertipFloor
 from ccol_policy.policy import ObservationError, TemporalEnsembler
+
+# Franka Hand: the fingertips' lowest point below hand_tcp (franka_description end_effectors/common/
+# franka_hand.xacro: finger joints at z 0.0584, fingertip box centre +0.04525, half height 0.00925; TCP at 0.1034)
+FRANKA_HAND_TCP_TO_TIP_M = 0.0095
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ LIMITS: dict[str, ArmLimits] = {
         acceleration=np.array([10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]),
     ),
 }
+
+
+def tcp_floor(table_z: float, tcp_to_tip: float = FRANKA_HAND_TCP_TO_TIP_M, clearance: float = 0.004) -> float:
+    """The lowest TCP height (base frame) that keeps the fingertips `clearance` above a table top at `table_z`."""
+    if not all(np.isfinite([table_z, tcp_to_tip, clearance])):
+        raise ValueError("table_z, tcp_to_fingertip_m and fingertip_clearance_m must be finite numbers")
+    return table_z + tcp_to_tip + clearance
 
 
 def arm_joint_names(arm_id: str) -> list[str]:
@@ -158,9 +170,10 @@ class ClosedLoopExecutor:
     predicted during period s covers periods s+1 .. s+k. In `ensemble` mode one chunk per period enters the
     ACT temporal ensemble (the newest one predicted in that period), so weights go by the chunk's age in periods;
     in `chunk` mode the newest chunk is executed as it is. The result goes through the `RateLimiter`, seeded from
-    the measured joints when execution (re)starts. Only gross anomalies hold: a non-finite output or a first
-    target more than `max_jump` rad from the measured joints; after a hold, execution restarts cleanly (ensemble
-    emptied, limiter re-seeded from the measured state).
+    the measured joints when execution (re)starts. With `tcp_floor_z` (m, base frame) targets that would put the
+    hand's TCP lower are raised to it first (`FingertipFloor`; `raised` counts them). Only gross anomalies hold: a
+    non-finite output or a first target more than `max_jump` rad from the measured joints; after a hold, execution
+    restarts cleanly (ensemble emptied, limiter re-seeded from the measured state).
     """
 
     def __init__(
@@ -175,6 +188,7 @@ class ClosedLoopExecutor:
         max_jump: float = 0.5,
         velocity_scale: float = 1.0,
         acceleration_scale: float = 1.0,
+        tcp_floor_z: float | None = None,
     ) -> None:
         if mode not in ("ensemble", "chunk"):
             raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {mode!r}")
@@ -184,6 +198,8 @@ class ClosedLoopExecutor:
         self.max_jump = max_jump
         self.ensembler = TemporalEnsembler(chunk_size, action_dim, ensemble_m)
         self.limiter = RateLimiter(arm_id, dt, velocity_scale, acceleration_scale)
+        self.floor = FingertipFloor(tcp_floor_z) if tcp_floor_z is not None else None
+        self.raised = 0  # targets the floor moved up, since construction
         self._t0: float | None = None
         self._period = -1  # control period of the limiter's committed state
         self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # limiter state after this period
@@ -227,6 +243,9 @@ class ClosedLoopExecutor:
                 f"first target of joint {j + 1} is {jump[j]:.3f} rad from the measured position "
                 f"(max_jump_rad {self.max_jump})"
             )
+        if self.floor is not None:
+            targets, n = self.floor.apply(targets)
+            self.raised += n
         out, self._pending = self.limiter.rollout(targets)
         return out, None
 

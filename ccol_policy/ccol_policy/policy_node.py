@@ -43,6 +43,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ccol_policy.checkpoint import CheckpointError
 from ccol_policy.control import (
+    FRANKA_HAND_TCP_TO_TIP_M,
     ClosedLoopExecutor,
     LatencyWindow,
     arm_joint_names,
@@ -51,6 +52,7 @@ from ccol_policy.control import (
     gripper_command,
     image_to_rgb,
     point_velocities,
+    tcp_floor,
 )
 from ccol_policy.gripper import FrankaGripper
 from ccol_policy.policy import CCoLPolicy, ObservationError
@@ -85,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     "max_jump_rad": 0.5,  # hold when the first target is further than this from the measured joints
     "velocity_scale": 1.0,  # fraction of the joint velocity limits the rate limiter allows
     "acceleration_scale": 1.0,  # fraction of the joint acceleration limits
+    "fingertip_floor": True,  # keep the commanded fingertips fingertip_clearance_m above table_z
+    "table_z": 0.0,  # table top in the arm's base frame (m); 0: the arm stands on the table
+    "tcp_to_fingertip_m": FRANKA_HAND_TCP_TO_TIP_M,  # hand_tcp to the fingertips' lowest point (Franka Hand)
+    "fingertip_clearance_m": 0.004,  # the fingertips' lowest commanded height above table_z
     "start_enabled": False,
     "dry_run": False,  # predict on live or `ros2 bag play` data, publish on ~/dry_run_trajectory, never command
     "status_rate_hz": 2.0,
@@ -129,6 +135,9 @@ class PolicyNode(Node):
             max_jump=p("max_jump_rad"),
             velocity_scale=p("velocity_scale"),
             acceleration_scale=p("acceleration_scale"),
+            tcp_floor_z=tcp_floor(p("table_z"), p("tcp_to_fingertip_m"), p("fingertip_clearance_m"))
+            if p("fingertip_floor")
+            else None,
         )
         self.max_age = p("max_obs_age_s")
         # read once: the control cycle does not look parameters up
@@ -199,10 +208,14 @@ class PolicyNode(Node):
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_timer(1.0 / p("rate_hz"), self._cycle)
         self.create_timer(1.0 / p("status_rate_hz"), self._publish_status)
-        self.get_logger().info(
-            f"policy ready: {policy.describe()} dt={self.dt:.4f}s mode={self.mode}; "
-            f"{'ENABLED' if self.enabled else 'disabled: call ~/enable (std_srvs/SetBool) to arm'}"
+        floor = (
+            f"fingertips kept {1000 * p('fingertip_clearance_m'):.0f} mm above table_z {p('table_z')} m"
+            if self.closed_loop.floor is not None
+            else "no fingertip floor (fingertip_floor false)"
         )
+        armed = "ENABLED" if self.enabled else "disabled: call ~/enable (std_srvs/SetBool) to arm"
+        ready = f"policy ready: {policy.describe()} dt={self.dt:.4f}s mode={self.mode}"
+        self.get_logger().info(f"{ready}; {floor}; {armed}")
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -430,6 +443,7 @@ class PolicyNode(Node):
             "stamp_to_publish_ms_median": ms(self.e2e_latency.median()),
             "commands_published": str(self.commands),
             "execution_mode": self.mode,
+            "targets_raised_to_floor": str(self.closed_loop.raised),
             "device": str(self.policy.device),
             "gripper": self.gripper_mode
             if self.gripper is None

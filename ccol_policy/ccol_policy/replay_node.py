@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ccol_policy.control import ClosedLoopExecutor, arm_joint_names
+from ccol_policy.control import ClosedLoopExecutor, arm_joint_names, tcp_floor
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,14 @@ def replay_on_robot(args: argparse.Namespace, max_obs_age_s: float = 0.25) -> in
             return 2
         for name, labels, rate in episodes:
             dt = 1.0 / rate
-            ex = ClosedLoopExecutor(args.arm_id, dt, args.chunk, labels.shape[1], mode=args.execution_mode)
+            ex = ClosedLoopExecutor(
+                args.arm_id,
+                dt,
+                args.chunk,
+                labels.shape[1],
+                mode=args.execution_mode,
+                tcp_floor_z=None if args.no_fingertip_floor else tcp_floor(args.table_z),
+            )
             padded = np.concatenate([labels, np.repeat(labels[-1:], args.chunk, 0)])
             t0 = time.monotonic()
             log.info("replaying %s (%d steps at %g Hz)", name, len(labels), rate)

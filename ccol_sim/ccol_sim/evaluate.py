@@ -25,6 +25,7 @@ from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import OBJECTS, TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
+from ccol_sim.teacher import TCP_FLOOR_Z
 
 log = logging.getLogger(__name__)
 EVAL_SEED_OFFSET = 1_000_000  # evaluation scenes never coincide with demonstration scenes
@@ -53,6 +54,7 @@ class Rollout:
     closest: dict[str, float] = field(default_factory=dict)  # closest approach of the hand to each object (m)
     frames: list[np.ndarray] = field(default_factory=list)
     attention: list[tuple[str, str, float, float]] = field(default_factory=list)  # (noun, phase, share, area)
+    raised: int = 0  # targets the executor's fingertip floor moved up
 
 
 ChunkSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]  # (step, image, qpos8) -> chunk (k, A)
@@ -95,8 +97,8 @@ def run_episode(
             closest[obj] = min(closest[obj], float(np.linalg.norm(hand - env.body_pos(obj))))
         success = success or env.success(task)
         if success and stop_on_success:
-            return Rollout(task, seed, True, step + 1, holds, np.array(executed), closest, frames)
-    return Rollout(task, seed, success, max_steps, holds, np.array(executed), closest, frames)
+            return Rollout(task, seed, True, step + 1, holds, np.array(executed), closest, frames, [], executor.raised)
+    return Rollout(task, seed, success, max_steps, holds, np.array(executed), closest, frames, [], executor.raised)
 
 
 def went_for_its_object(r: Rollout) -> bool:
@@ -148,12 +150,20 @@ def rollout(
     ensemble_m: float = 0.01,
     record_video: bool = False,
     attention: bool = False,
+    tcp_floor_z: float | None = TCP_FLOOR_Z,
 ) -> Rollout:
     """A policy in closed loop on the scene of `seed`; with `attention` (CSA policies) also the attention
-    shares of `AttentionProbe`."""
+    shares of `AttentionProbe`. `tcp_floor_z`: the executor's fingertip floor (the table's, as the robot's
+    `table_z` gives it; None: off)."""
     policy.set_instruction(task)
     executor = ClosedLoopExecutor(
-        arm_id, 1.0 / rate_hz, policy.chunk_size, policy.cfg.model.action_dim, mode=mode, ensemble_m=ensemble_m
+        arm_id,
+        1.0 / rate_hz,
+        policy.chunk_size,
+        policy.cfg.model.action_dim,
+        mode=mode,
+        ensemble_m=ensemble_m,
+        tcp_floor_z=tcp_floor_z,
     )
     probe = AttentionProbe(env, policy) if attention and has_csa_attention(policy) else None
     r = run_episode(
@@ -232,10 +242,12 @@ def sim_eval(
     name: str | None = None,
     workers: int = 0,
     attention: bool = False,
+    tcp_floor: bool = True,
 ) -> dict[str, Any]:
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
-    each noun's CSA attention falls, per phase (`AttentionProbe`)."""
+    each noun's CSA attention falls, per phase (`AttentionProbe`). `tcp_floor`: the executor keeps the fingertips
+    above the table (`teacher.TCP_FLOOR_Z`), as policy_node does with `table_z` set."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
@@ -245,7 +257,7 @@ def sim_eval(
     if unknown:
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
     jobs = [
-        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention)
+        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor)
         for t in tasks
         for i in range(episodes)
     ]
@@ -276,6 +288,7 @@ def sim_eval(
             "ci95": wilson_interval(n_ok, len(rs)),
             "mean_steps": float(np.mean([r.steps for r in rs])),
             "holds": int(sum(r.holds for r in rs)),
+            "raised_to_floor": int(sum(r.raised for r in rs)),
             "went_for_its_object": sum(went_for_its_object(r) for r in rs),
             **{
                 k: float(np.mean([s[k] for s in smooth]))
@@ -284,7 +297,13 @@ def sim_eval(
         }
         if attention:
             summary[task]["attention"] = attention_summary(rs)
-    report = {"checkpoint": str(checkpoint), "control_rate_hz": rate, "seed": seed, "tasks": summary}
+    report = {
+        "checkpoint": str(checkpoint),
+        "control_rate_hz": rate,
+        "seed": seed,
+        "tcp_floor_z": TCP_FLOOR_Z if tcp_floor else None,
+        "tasks": summary,
+    }
     # the commanded joint targets of every episode, "task|scene seed" -> (T, 8), for smoothness plots
     np.savez_compressed(out / EXECUTED_FILE, **{f"{r.task}|{r.seed}": r.executed for r in rollouts})
     (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
@@ -303,6 +322,7 @@ class _EvalJob:
     max_seconds: float
     video: bool
     attention: bool = False
+    tcp_floor: bool = True
 
 
 class _EvalWorker:
@@ -330,6 +350,7 @@ def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
         job.max_seconds,
         record_video=job.video,
         attention=job.attention,
+        tcp_floor_z=TCP_FLOOR_Z if job.tcp_floor else None,
     )
 
 

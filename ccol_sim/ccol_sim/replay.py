@@ -22,6 +22,7 @@ from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import PandaTable
 from ccol_sim.evaluate import run_episode, wilson_interval
 from ccol_sim.parallel import run_jobs
+from ccol_sim.teacher import TCP_FLOOR_Z
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> 
     labels = np.asarray(ep.action, np.float64)
     steps = len(labels) + int(settle_s * ep.rate_hz)
     padded = np.concatenate([labels, np.repeat(labels[-1:], steps - len(labels) + chunk_size, 0)])
-    executor = ClosedLoopExecutor("panda", 1.0 / ep.rate_hz, chunk_size, labels.shape[1], mode=mode)
+    executor = ClosedLoopExecutor(
+        "panda", 1.0 / ep.rate_hz, chunk_size, labels.shape[1], mode=mode, tcp_floor_z=TCP_FLOOR_Z
+    )
     r = run_episode(
         env,
         lambda step, image, q: padded[step : step + chunk_size],

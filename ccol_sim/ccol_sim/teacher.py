@@ -8,10 +8,14 @@ import mujoco
 import numpy as np
 
 from ccol_sim.env import MAX_WIDTH, PandaTable
-from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL
+from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, TABLE_Z
 
 PAD = 0.03  # end-effector site to the middle of the finger pads (m)
-TIP = 0.05  # end-effector site to the fingertips
+TIP = 0.05  # end-effector site (the arm's TCP, within 0.3 mm of Franka's hand_tcp) to the fingertips
+CLEARANCE = 0.004  # the fingertips' lowest height above the table in a demonstration
+# the executor's floor for the TCP (ClosedLoopExecutor tcp_floor_z): 1 mm under the lowest demonstrated target
+# (whose Franka-kinematics TCP is 0.3 mm below the site), so that demonstrations replay untouched
+TCP_FLOOR_Z = TABLE_Z + TIP + CLEARANCE - 0.001
 DOWN = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # EE frame: z down
 
 
@@ -60,7 +64,7 @@ def waypoints(env: PandaTable, task: str, rng: np.random.Generator) -> list[tupl
     jitter = lambda s=0.004: rng.normal(0, s, 3) * np.array([1, 1, 0.3])  # noqa: E731
 
     def grasp_z(center_z: float) -> float:  # site height that puts the pads on an object centre, tips off the table
-        return max(center_z + PAD, TIP + 0.004)
+        return max(center_z + PAD, TABLE_Z + TIP + CLEARANCE)
 
     if task == "lift the pen":
         p = np.array([lay.pen[0], lay.pen[1], 0.0])
