@@ -20,12 +20,9 @@ MAX_WIDTH = 0.08
 
 
 def tune_servos(m: mujoco.MjModel) -> None:
-    """Stand-in for the Franka's torque-controlled joint servos: gravity compensation on the robot's links and
-    stiffer joint position servos, so commanded trajectories are tracked within millimetres as on the robot."""
-    for b in range(m.nbody):
-        name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b) or ""
-        if name.startswith("panda0_"):
-            m.body_gravcomp[b] = 1.0
+    """Stand-in for the Franka's torque-controlled joint servos: stiffer joint position servos on top of the
+    links' gravity compensation (`scene.load_model`), so commanded trajectories are tracked within millimetres as
+    on the robot."""
     for a, kp in enumerate([4000.0] * 4 + [1500.0] * 3):
         m.actuator_gainprm[a, 0] = kp
         m.actuator_biasprm[a, 1] = -kp

@@ -80,7 +80,11 @@ SCENE = """
 
 
 def load_model() -> mujoco.MjModel:
-    """Compile the scene; the asset includes resolve against a temporary directory linking the Panda assets."""
+    """Compile the scene; the asset includes resolve against a temporary directory linking the Panda assets.
+
+    The arm's links get gravity compensation, as the Franka's own controller gives every joint command. It must be
+    set before compiling: MuJoCo counts the compensated bodies at compile time (`ngravcomp`) and ignores
+    `body_gravcomp` set on a compiled model."""
     xml = SCENE.format(zone=ZONE_HALF, pen_r=PEN_RADIUS, pen_l=PEN_HALF_LENGTH, cube=CUBE)
     root = franka_assets_dir()
     with tempfile.TemporaryDirectory(prefix="ccol_sim_") as tmp:
@@ -88,7 +92,11 @@ def load_model() -> mujoco.MjModel:
             (Path(tmp) / name).symlink_to(root / name)
         (Path(tmp) / "franka_assets").symlink_to(root)
         (Path(tmp) / "scene.xml").write_text(xml)
-        return mujoco.MjModel.from_xml_path(str(Path(tmp) / "scene.xml"))
+        spec = mujoco.MjSpec.from_file(str(Path(tmp) / "scene.xml"))
+        for body in spec.bodies:
+            if body.name.startswith("panda0_"):
+                body.gravcomp = 1.0
+        return spec.compile()
 
 
 @dataclass(frozen=True)
