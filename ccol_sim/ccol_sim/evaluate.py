@@ -247,7 +247,7 @@ def sim_eval(
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
     each noun's CSA attention falls, per phase (`AttentionProbe`). `tcp_floor`: the executor keeps the fingertips
-    above the table (`teacher.TCP_FLOOR_Z`), as policy_node does with `table_z` set."""
+    above the table (`teacher.TCP_FLOOR_Z`), as policy_node does by default (`fingertip_floor`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
