@@ -73,10 +73,10 @@ class FingertipFloor:
     def apply(self, q: np.ndarray) -> tuple[np.ndarray, int]:
         """q (N, 7+) -> corrected copy and how many of the N targets were raised."""
         out = np.array(q, np.float64)
-        low = joint_frames(out[:, :7])[1][:, 2, 3] < self.min_z
-        idx = np.flatnonzero(low)
+        idx = np.arange(len(out))
+        tip, jac = tcp_jacobian(out[:, :7])
+        raised = int((tip[:, 2] < self.min_z).sum())
         for _ in range(self.iterations):
-            tip, jac = tcp_jacobian(out[idx, :7]) if len(idx) else (np.zeros((0, 3)), np.zeros((0, 6, 7)))
             dz = self.min_z - tip[:, 2]
             still = dz > 1e-6
             idx, dz, jac = idx[still], dz[still], jac[still]
@@ -87,4 +87,5 @@ class FingertipFloor:
             # damped least squares: the smallest joint change that moves the TCP up by dz, x, y and orientation kept
             jjt = jac @ jac.transpose(0, 2, 1) + DAMPING**2 * np.eye(6)
             out[idx, :7] += np.einsum("nji,nj->ni", jac, np.linalg.solve(jjt, err[..., None])[..., 0])
-        return out, int(low.sum())
+            tip, jac = tcp_jacobian(out[idx, :7])
+        return out, raised

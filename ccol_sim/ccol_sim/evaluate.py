@@ -97,8 +97,9 @@ def run_episode(
             closest[obj] = min(closest[obj], float(np.linalg.norm(hand - env.body_pos(obj))))
         success = success or env.success(task)
         if success and stop_on_success:
-            return Rollout(task, seed, True, step + 1, holds, np.array(executed), closest, frames, [], executor.raised)
-    return Rollout(task, seed, success, max_steps, holds, np.array(executed), closest, frames, [], executor.raised)
+            break
+    steps = step + 1 if success and stop_on_success else max_steps
+    return Rollout(task, seed, success, steps, holds, np.array(executed), closest, frames, raised=executor.raised)
 
 
 def went_for_its_object(r: Rollout) -> bool:

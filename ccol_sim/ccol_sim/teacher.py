@@ -7,6 +7,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from ccol_policy.control import tcp_floor
 from ccol_sim.env import MAX_WIDTH, PandaTable
 from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, TABLE_Z
 
@@ -15,7 +16,7 @@ TIP = 0.05  # end-effector site (the arm's TCP, within 0.3 mm of Franka's hand_t
 CLEARANCE = 0.004  # the fingertips' lowest height above the table in a demonstration
 # the executor's floor for the TCP (ClosedLoopExecutor tcp_floor_z): 1 mm under the lowest demonstrated target
 # (whose Franka-kinematics TCP is 0.3 mm below the site), so that demonstrations replay untouched
-TCP_FLOOR_Z = TABLE_Z + TIP + CLEARANCE - 0.001
+TCP_FLOOR_Z = tcp_floor(TABLE_Z, TIP, CLEARANCE - 0.001)
 DOWN = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # EE frame: z down
 
 
