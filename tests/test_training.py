@@ -96,6 +96,9 @@ batch = default_collate([t.train_set[i] for i in idx])
 t.train_step(batch, 0)
 if t.dist.rank == 0:
     torch.save({{k: v.detach().clone() for k, v in t.model.state_dict().items()}}, {result!r})
+if t.dist.world > 1:
+    torch.distributed.barrier()
+t.close()
 """
 
 

@@ -508,6 +508,12 @@ class Trainer:
             dist.barrier()
         return TrainResult(self.out, self.step, self.best_val, self.history, samples / max(elapsed, 1e-9))
 
+    def close(self) -> None:
+        """Leave the process group: a gloo process that exits inside it can abort ("terminate called without an
+        active exception") and take its peers down with it."""
+        if self.dist.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
     def _record(self, row: dict[str, Any], writer: Any) -> None:
         if not self.dist.main:
             return
@@ -558,4 +564,8 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train a policy; see `Trainer`."""
-    return Trainer(cfg, data_dirs, out_dir, device=device, resume=resume, progress=progress).run()
+    trainer = Trainer(cfg, data_dirs, out_dir, device=device, resume=resume, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()
