@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from bag_factory import make_bag, trajectory
 
-from ccol_policy.bags import BagError, BagTopics, SyncConfig, read_streams, synchronise
+from ccol_policy.bags import BagError, BagTopics, Streams, SyncConfig, read_streams, synchronise
 from ccol_policy.cli import main
 from ccol_policy.dataset_builder import build_dataset
 
@@ -110,3 +110,29 @@ def test_gripper_label_is_the_command_in_force_and_old_bags_are_flagged(tmp_path
     assert "WARNING: 1 episode(s) have no /ccol/gripper_command" in summary_table(rows)
     with h5py.File(tmp_path / "ds" / "episode_0000.hdf5", "r") as f:
         assert f.attrs["gripper_label"] == "measured"
+
+
+def _streams(grip_t: np.ndarray, joint_t: np.ndarray | None = None) -> Streams:
+    joint_t = np.arange(0.0, 3.0, 0.001) if joint_t is None else joint_t
+    return Streams(
+        joint_t=joint_t,
+        joint_q=np.zeros((len(joint_t), 7)),
+        grip_t=grip_t,
+        grip_w=np.full(len(grip_t), 0.08),
+        image_t=np.arange(0.0, 3.0, 1 / 30),
+        depth_t=np.zeros(0),
+        instruction="lift the pen",
+    )
+
+
+def test_state_gaps_are_judged_against_each_stream_s_rate() -> None:
+    grip = np.arange(0.0, 3.0, 1 / 15)  # franka_gripper's 15 Hz
+    late = np.delete(grip, 20)  # one message lost: a 0.13 s gap, normal at 15 Hz
+    assert len(synchronise(_streams(late), SyncConfig()).times) > 80
+    with pytest.raises(BagError, match=r"gripper state gap of 0\.40s .*max_gripper_gap_s"):
+        synchronise(_streams(np.delete(grip, range(20, 25))), SyncConfig())
+    joints = np.arange(0.0, 3.0, 0.001)
+    with pytest.raises(BagError, match=r"joint state gap of 0\.15s .*max_joint_gap_s"):
+        synchronise(_streams(grip, joints[(joints < 1.0) | (joints > 1.15)]), SyncConfig())
+    no_gripper = SyncConfig(use_gripper=False)
+    assert len(synchronise(_streams(np.delete(grip, range(20, 25))), no_gripper).times) > 80

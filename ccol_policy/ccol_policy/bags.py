@@ -71,6 +71,8 @@ class SyncConfig:
     control_rate_hz: float = 30.0
     max_image_age_s: float = 0.1
     max_joint_gap_s: float = 0.1
+    # franka_ros2's gripper state comes at 15 Hz (66 ms): 0.1 s would drop a bag for one late message
+    max_gripper_gap_s: float = 0.25
     image_width: int = 224
     image_height: int = 224
     use_depth: bool = False
@@ -227,17 +229,15 @@ def synchronise(s: Streams, cfg: SyncConfig, where: str = "bag") -> SyncedEpisod
     if t1 - t0 < 2 * period:
         raise BagError(f"{where}: the streams overlap for only {max(t1 - t0, 0):.2f}s")
     grid = t0 + np.arange(int(np.floor((t1 - t0) / period)) + 1) * period
-    for name, t in (("joint state", s.joint_t), ("gripper state", s.grip_t if use_gripper else None)):
-        if t is None:
-            continue
-        inside = t[(t >= t0 - cfg.max_joint_gap_s) & (t <= t1 + cfg.max_joint_gap_s)]
+    streams = [("joint state", s.joint_t, cfg.max_joint_gap_s, "max_joint_gap_s")]
+    if use_gripper:
+        streams.append(("gripper state", s.grip_t, cfg.max_gripper_gap_s, "max_gripper_gap_s"))
+    for name, t, limit, key in streams:
+        inside = t[(t >= t0 - limit) & (t <= t1 + limit)]
         gaps = np.diff(inside)
-        if len(gaps) and gaps.max() > cfg.max_joint_gap_s:
+        if len(gaps) and gaps.max() > limit:
             i = int(gaps.argmax())
-            raise BagError(
-                f"{where}: {name} gap of {gaps[i]:.2f}s at t={inside[i] - t0:.2f}s "
-                f"(max_joint_gap_s {cfg.max_joint_gap_s})"
-            )
+            raise BagError(f"{where}: {name} gap of {gaps[i]:.2f}s at t={inside[i] - t0:.2f}s ({key} {limit})")
     order = np.argsort(s.image_t, kind="stable")
     sorted_t = s.image_t[order]
     k = np.searchsorted(sorted_t, grid + 1e-9, side="right") - 1

@@ -164,6 +164,9 @@ def _add_bag_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-image-age", type=float, default=0.1, help="oldest image allowed at a grid time (s)")
     p.add_argument("--max-joint-gap", type=float, default=0.1, help="largest joint-state gap allowed (s)")
+    p.add_argument(
+        "--max-gripper-gap", type=float, default=0.25, help="largest gripper-state gap allowed (s; 15 Hz on the FR3)"
+    )
     p.add_argument("--no-gripper", action="store_true", help="7-D joint positions only")
     p.add_argument("--depth", action="store_true", help="also use aligned depth")
     p.add_argument("--instruction", default=None, help="for bags that carry none (plain `ros2 bag record`)")
@@ -184,6 +187,7 @@ def _bag_config(args: argparse.Namespace, image_size: str = "224x224"):
         control_rate_hz=args.rate or 30.0,
         max_image_age_s=args.max_image_age,
         max_joint_gap_s=args.max_joint_gap,
+        max_gripper_gap_s=args.max_gripper_gap,
         image_width=w,
         image_height=h,
         use_depth=args.depth,
@@ -246,6 +250,7 @@ def cmd_eval_bag(args: argparse.Namespace) -> int:
         attention_steps=args.attention_steps,
         max_image_age_s=args.max_image_age,
         max_joint_gap_s=args.max_joint_gap,
+        max_gripper_gap_s=args.max_gripper_gap,
         progress=not args.no_progress,
         regions=regions,
     )

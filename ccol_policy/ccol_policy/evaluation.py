@@ -340,6 +340,7 @@ def evaluate(
     attention_steps: int = 4,
     max_image_age_s: float = 0.1,
     max_joint_gap_s: float = 0.1,
+    max_gripper_gap_s: float = 0.25,
     progress: bool = True,
     regions: Regions | None = None,
 ) -> dict[str, Any]:
@@ -354,6 +355,7 @@ def evaluate(
             control_rate_hz=rate,
             max_image_age_s=max_image_age_s,
             max_joint_gap_s=max_joint_gap_s,
+            max_gripper_gap_s=max_gripper_gap_s,
             use_depth=policy.cfg.vision.use_depth,
             use_gripper=policy.state_dim > 7,
         )
