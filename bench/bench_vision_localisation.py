@@ -34,12 +34,12 @@ from ccol_sim.teacher import plan
 TEST = 200
 
 
-def scenes(n: int) -> dict[str, np.ndarray]:
+def scenes(n: int, size: int) -> dict[str, np.ndarray]:
     env = PandaTable(render_size=(160, 120))
     images, grasp, task, target_xy = [], [], [], []
     for s in range(n):
         env.reset(s)
-        images.append(resize(env.render(), 64, 64))
+        images.append(resize(env.render(), size, size))
         targets = plan(env, TASKS[s % 3], np.random.default_rng(s + 7919), 30.0)
         grasp.append(targets[int(np.argmax(targets[:, 7] < 0.04)), :7])  # first step of closing
         task.append(s % 3)
@@ -81,9 +81,12 @@ def fk_xy(env: PandaTable, q: np.ndarray) -> np.ndarray:
     return d.site_xpos[env.ids.ee_site][:2].copy()
 
 
-def run(kind: str, data: dict[str, torch.Tensor], n_train: int, steps: int, keypoints: int) -> np.ndarray:
+def run(
+    kind: str, data: dict[str, torch.Tensor], n_train: int, steps: int, keypoints: int, size: int, patch: int
+) -> np.ndarray:
     torch.manual_seed(0)
-    cfg = load_config(resolve_preset("small_cpu"), overrides={"vision.keypoints": keypoints})
+    over = {"vision.keypoints": keypoints, "vision.image_size": size, "vision.patch_size": patch}
+    cfg = load_config(resolve_preset("small_cpu"), overrides=over)
     model = Pathway(kind, cfg.vision)
     opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -108,10 +111,12 @@ def main() -> None:
     p.add_argument("--train", type=int, nargs="+", default=[54, 150], help="training scenes")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--kinds", nargs="+", default=["oracle", "patches", "token", "conditioned"])
+    p.add_argument("--image-size", type=int, default=64, help="frames rendered at 160x120, resized to this square")
+    p.add_argument("--patch-size", type=int, default=8)
     args = p.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    raw = scenes(max(args.train) + TEST)
+    raw = scenes(max(args.train) + TEST, args.image_size)
     print(f"{len(raw['task'])} scenes in {time.perf_counter() - t0:.0f} s")
     data = {
         "images": torch.from_numpy(raw["images"]).permute(0, 3, 1, 2).unsqueeze(1).contiguous(),
@@ -121,15 +126,17 @@ def main() -> None:
     }
     env = PandaTable()
     truth = [fk_xy(env, q) for q in raw["grasp"][-TEST:]]
-    print("| pathway | training scenes | median EE xy error (cm) | p90 (cm) | within 1.5 cm |")
-    print("|---|---|---|---|---|")
+    print("| pathway | image / patch | training scenes | median EE xy error (cm) | p90 (cm) | within 1.5 cm | s |")
+    print("|---|---|---|---|---|---|---|")
     for n in args.train:
         for kind in args.kinds:
             # patches: patch tokens only; token: + one keypoint token; conditioned: the keypoint token sees the task
-            pred = run(kind, data, n, args.steps, 0 if kind == "patches" else 16)
+            t1 = time.perf_counter()
+            pred = run(kind, data, n, args.steps, 0 if kind == "patches" else 16, args.image_size, args.patch_size)
             err = 100 * np.array([np.linalg.norm(fk_xy(env, q) - t) for q, t in zip(pred, truth)])
             print(
-                f"| {kind} | {n} | {np.median(err):.2f} | {np.percentile(err, 90):.2f} | {(err < 1.5).mean():.0%} |",
+                f"| {kind} | {args.image_size} / {args.patch_size} | {n} | {np.median(err):.2f} "
+                f"| {np.percentile(err, 90):.2f} | {(err < 1.5).mean():.0%} | {time.perf_counter() - t1:.0f} |",
                 flush=True,
             )
 
