@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/bench_vision_localisation.py                 # 54 and 150 training scenes
     .venv/bin/python bench/bench_vision_localisation.py --train 54 150 600 --steps 1500
+    .venv/bin/python bench/bench_vision_localisation.py --train 300 --kinds conditioned --image-size 128 --patch-size 16
 
-For each scene (seeded like `ccol demo`'s, the task by seed as there): the first camera frame (64x64, ready
-pose, the arm out of view) and the scripted teacher's joint target at the moment the gripper starts to close
-(the grasp pose). Pathways of the `small_cpu` vision encoder regress the grasp pose from the frame and the task;
-the figure is the end-effector xy error (forward kinematics) of the predicted pose on 200 held-out scenes, next
-to an oracle that is given the true object position. Used to choose the keypoint token (README, "What moved
-success"); nothing here reaches a policy.
+For each scene (seeded like `ccol demo`'s, the task by seed as there): the first camera frame (64x64 unless
+--image-size; ready pose, the arm out of view) and the scripted teacher's joint target at the moment the gripper
+starts to close (the grasp pose). Pathways of the `small_cpu` vision encoder regress the grasp pose from the frame
+and the task; the figure is the end-effector xy error (forward kinematics) of the predicted pose on 200 held-out
+scenes, next to an oracle that is given the true object position. Used to choose the keypoint token and to test
+sharper frames (README, "What moved success"); nothing here reaches a policy.
 """
 
 from __future__ import annotations
@@ -126,8 +127,12 @@ def main() -> None:
     }
     env = PandaTable()
     truth = [fk_xy(env, q) for q in raw["grasp"][-TEST:]]
-    print("| pathway | image / patch | training scenes | median EE xy error (cm) | p90 (cm) | within 1.5 cm | s |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| pathway | image / patch | training scenes | median EE xy error (cm) | p90 (cm) | within 1.5 cm "
+        "| median per task (cm) | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    test_task = raw["task"][-TEST:]
     for n in args.train:
         for kind in args.kinds:
             # patches: patch tokens only; token: + one keypoint token; conditioned: the keypoint token sees the task
@@ -136,7 +141,9 @@ def main() -> None:
             err = 100 * np.array([np.linalg.norm(fk_xy(env, q) - t) for q, t in zip(pred, truth)])
             print(
                 f"| {kind} | {args.image_size} / {args.patch_size} | {n} | {np.median(err):.2f} "
-                f"| {np.percentile(err, 90):.2f} | {(err < 1.5).mean():.0%} | {time.perf_counter() - t1:.0f} |",
+                f"| {np.percentile(err, 90):.2f} | {(err < 1.5).mean():.0%} "
+                f"| {' / '.join(f'{np.median(err[test_task == k]):.2f}' for k in range(3))} "
+                f"| {time.perf_counter() - t1:.0f} |",
                 flush=True,
             )
 

@@ -29,12 +29,14 @@ def run_sim_demo(
     eval_episodes: int = 20,
     steps: int | None = None,
     compare_act: bool = False,
-    image_size: int = 64,
+    image_size: int | None = None,
     seed: int = 0,
     control_rate_hz: float = 30.0,
     max_seconds: float = 12.0,
 ) -> dict[str, Any]:
+    """`image_size`: the dataset's square frames, by default what the preset's vision encoder takes."""
     t_start = time.perf_counter()
+    image_size = image_size or load_config(resolve_preset("small_cpu")).vision.image_size
     out.mkdir(parents=True, exist_ok=True)
     bags, dataset = out / "bags", out / "dataset"
     marker = bags / ".complete"
