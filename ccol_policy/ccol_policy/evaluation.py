@@ -338,9 +338,9 @@ def evaluate(
     device: str = "auto",
     rate_hz: float | None = None,
     attention_steps: int = 4,
-    max_image_age_s: float = 0.1,
-    max_joint_gap_s: float = 0.1,
-    max_gripper_gap_s: float = 0.25,
+    max_image_age_s: float = SyncConfig.max_image_age_s,
+    max_joint_gap_s: float = SyncConfig.max_joint_gap_s,
+    max_gripper_gap_s: float = SyncConfig.max_gripper_gap_s,
     progress: bool = True,
     regions: Regions | None = None,
 ) -> dict[str, Any]:
