@@ -52,12 +52,16 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+RECOVERY_HELP = "more scenes per task demonstrated from a hand hovering near an object (corrective demonstrations)"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ccol_sim.pipeline import run_sim_demo
 
     run_sim_demo(
         Path(args.out),
         episodes_per_task=args.episodes_per_task,
+        recovery_per_task=args.recovery_per_task,
         eval_episodes=args.eval_episodes,
         steps=args.steps,
         compare_act=args.compare_act,
@@ -122,7 +126,12 @@ def cmd_sim_record(args: argparse.Namespace) -> int:
     from ccol_sim.recording import record_demonstrations
 
     rows = record_demonstrations(
-        args.out, args.episodes_per_task, seed=args.seed, progress=not args.no_progress, workers=args.workers
+        args.out,
+        args.episodes_per_task,
+        seed=args.seed,
+        progress=not args.no_progress,
+        workers=args.workers,
+        recovery_per_task=args.recovery_per_task,
     )
     log.info(
         "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
@@ -331,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
     p.add_argument("--episodes-per-task", type=int, default=40, help="scripted demonstrations per task")
+    p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
     p.add_argument("--seed", type=int, default=0)
@@ -377,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sim-record", help="scripted demonstrations in the simulator, written as episode bags")
     p.add_argument("--out", required=True)
     p.add_argument("--episodes-per-task", type=int, default=20)
+    p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")

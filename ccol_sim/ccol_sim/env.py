@@ -80,7 +80,8 @@ class PandaTable:
         self.initial: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ state
-    def reset(self, seed: int) -> Layout:
+    def reset(self, seed: int, arm_start: np.ndarray | None = None) -> Layout:
+        """The scene of `seed`, the arm near the ready pose or, with `arm_start` (7 joints, real convention), there."""
         rng = np.random.default_rng(seed)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
@@ -91,6 +92,8 @@ class PandaTable:
         self._set_free("blue_cube", [*lay.blue, CUBE], rng.uniform(-0.3, 0.3))
         m.site_pos[self.ids.zone][:2] = lay.zone
         q0 = READY + rng.normal(0, 0.03, 7)
+        if arm_start is not None:
+            q0 = np.asarray(arm_start, np.float64)
         d.qpos[self.ids.arm_qpos] = q0 - SIM_TO_REAL
         d.qpos[self.ids.finger_qpos] = MAX_WIDTH / 2
         self.command(q0, MAX_WIDTH)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 def run_sim_demo(
     out: Path,
     episodes_per_task: int = 40,
+    recovery_per_task: int = 0,
     eval_episodes: int = 20,
     steps: int | None = None,
     compare_act: bool = False,
@@ -45,8 +46,12 @@ def run_sim_demo(
             import shutil
 
             shutil.rmtree(bags)
-        log.info("stage 1/4: recording %d scripted demonstrations per task in the simulator", episodes_per_task)
-        rows = record_demonstrations(bags, episodes_per_task, seed=seed)
+        log.info(
+            "stage 1/4: recording %d scripted demonstrations per task in the simulator (%d corrective)",
+            episodes_per_task + recovery_per_task,
+            recovery_per_task,
+        )
+        rows = record_demonstrations(bags, episodes_per_task, seed=seed, recovery_per_task=recovery_per_task)
         ok = sum(r.success for r in rows)
         log.info(
             "scripted teacher succeeded in %d/%d demonstrations (failed ones are kept, marked unsuccessful)",
