@@ -10,11 +10,17 @@ gripper is commanded shut, measures the xy distance (cm) from the named object t
 - `newest close`: the newest chunk's target at the step where that chunk itself closes the gripper.
 When `newest close` is as far off as `hand`, the policy itself believes the hand is where it should grasp (a
 perception or decision error); when only `hand` and `executed` are off, the executor or its tracking lost it.
+
+`follows`: at that step the object is moved by --shift cm along +-x and +-y (rendering only, the simulation is
+restored) and the policy asked again; the share of the shift its closing target moves along (1: it grasps where it
+sees the object, 0: it ignores where the object is at this moment). `start follows`: the same at the first step,
+for the end of the first chunk (which covers only part of the reach, so less than 1 even for a policy that looks).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo loads one
 
@@ -28,16 +34,19 @@ from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.evaluate import EVAL_SEED_OFFSET, rollout
 from ccol_sim.scene import SIM_TO_REAL
 
-COLUMNS = ("hand", "executed", "newest", "newest close")
+COLUMNS = ("hand", "executed", "newest", "newest close", "follows", "start follows")
+SHARES = ("follows", "start follows")
 
 
 class GraspProbe:
     """Wraps the policy's chunk source and the simulator's command to measure the first close command."""
 
-    def __init__(self, env: PandaTable, policy: CCoLPolicy, task: str) -> None:
-        self.env, self.policy, self.obj = env, policy, TASK_OBJECT[task]
+    def __init__(self, env: PandaTable, policy: CCoLPolicy, task: str, shift_m: float) -> None:
+        self.env, self.policy, self.obj, self.shift = env, policy, TASK_OBJECT[task], shift_m
         self.fk_data = mujoco.MjData(env.model)
+        self.saved = mujoco.MjData(env.model)
         self.chunk: np.ndarray | None = None
+        self.q: np.ndarray | None = None
         self.row: dict[str, float] = {}
         self._predict, self._command = policy.predict_chunk, env.command
         policy.predict_chunk = self.predict
@@ -51,16 +60,39 @@ class GraspProbe:
         return d.site_xpos[self.env.ids.ee_site][:2].copy()
 
     def predict(self, image: np.ndarray, q: np.ndarray, **kw) -> np.ndarray:
-        self.chunk = self._predict(image, q, **kw)
+        first = self.chunk is None
+        self.chunk, self.q = self._predict(image, q, **kw), q
+        if first:
+            self.row["start follows"] = self.follows(self.fk_xy(self.chunk[-1]), lambda c: c[-1])
         return self.chunk
 
+    @staticmethod
+    def close_target(chunk: np.ndarray) -> np.ndarray:
+        closes = np.nonzero(chunk[:, 7] < GRIPPER_CLOSED_M)[0]
+        return chunk[closes[0] if len(closes) else 0]
+
+    def follows(self, base_xy: np.ndarray, pick: Callable[[np.ndarray], np.ndarray]) -> float:
+        """Mean share of an object shift that the target `pick` takes from a chunk follows (the simulation
+        restored afterwards)."""
+        m, d = self.env.model, self.env.data
+        mujoco.mj_copyData(self.saved, m, d)
+        adr = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, self.obj)]
+        gains = []
+        for step in np.array([[1, 0], [-1, 0], [0, 1], [0, -1]]) * self.shift:
+            d.qpos[adr : adr + 2] = self.saved.qpos[adr : adr + 2] + step
+            mujoco.mj_forward(m, d)
+            moved = self.fk_xy(pick(self._predict(self.env.render(), self.q)))
+            gains.append(float((moved - base_xy) @ step) / self.shift**2)
+        mujoco.mj_copyData(d, m, self.saved)
+        return float(np.mean(gains))
+
     def command(self, q: np.ndarray, width: float | None = None) -> None:
-        if width is not None and width < GRIPPER_CLOSED_M and not self.row and self.chunk is not None:
+        if width is not None and width < GRIPPER_CLOSED_M and "hand" not in self.row and self.chunk is not None:
             obj = self.env.body_pos(self.obj)[:2]
-            closes = np.nonzero(self.chunk[:, 7] < GRIPPER_CLOSED_M)[0]
-            at_close = self.chunk[closes[0] if len(closes) else 0]
-            points = (self.env.ee_pos()[:2], self.fk_xy(q), self.fk_xy(self.chunk[0]), self.fk_xy(at_close))
-            self.row = {c: 100 * float(np.linalg.norm(p - obj)) for c, p in zip(COLUMNS, points)}
+            at_close = self.fk_xy(self.close_target(self.chunk))
+            points = (self.env.ee_pos()[:2], self.fk_xy(q), self.fk_xy(self.chunk[0]), at_close)
+            self.row.update({c: 100 * float(np.linalg.norm(p - obj)) for c, p in zip(COLUMNS, points)})
+            self.row["follows"] = self.follows(at_close, self.close_target)
         self._command(q, width)
 
     def close(self) -> None:
@@ -73,24 +105,26 @@ def main() -> None:
     ap.add_argument("--task", choices=TASKS, default="place the cubes")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0, help="sim-eval's --seed: the same held-out scenes")
+    ap.add_argument("--shift", type=float, default=3.0, help="cm the object is moved for `follows`")
     args = ap.parse_args()
     policy = CCoLPolicy.from_checkpoint(args.checkpoint, device="cpu")
     env = PandaTable()
     rows = []
-    print(f"| scene | success | {' | '.join(f'{c} (cm)' for c in COLUMNS)} |")
+    print(f"| scene | success | {' | '.join(c if c in SHARES else f'{c} (cm)' for c in COLUMNS)} |")
     print("|---|---|" + "---|" * len(COLUMNS))
     for i in range(args.episodes):
-        probe = GraspProbe(env, policy, args.task)
+        probe = GraspProbe(env, policy, args.task, args.shift / 100)
         r = rollout(env, policy, args.task, args.seed + EVAL_SEED_OFFSET + i, 30.0, 12.0)
         probe.close()
         values = [probe.row.get(c, float("nan")) for c in COLUMNS]
         rows.append((r.success, *values))
-        print(f"| {i} | {'yes' if r.success else 'no'} | " + " | ".join(f"{v:.1f}" for v in values) + " |", flush=True)
+        cells = " | ".join(f"{v:.2f}" if c in SHARES else f"{v:.1f}" for c, v in zip(COLUMNS, values))
+        print(f"| {i} | {'yes' if r.success else 'no'} | {cells} |", flush=True)
     a = np.array(rows, dtype=float)
     for name, sel in (("successes", a[:, 0] == 1), ("failures", a[:, 0] == 0)):
         if sel.any():
             med = np.nanmedian(a[sel, 1:], 0)
-            print(f"median over {int(sel.sum())} {name}: " + ", ".join(f"{c} {v:.1f}" for c, v in zip(COLUMNS, med)))
+            print(f"median over {int(sel.sum())} {name}: " + ", ".join(f"{c} {v:.2f}" for c, v in zip(COLUMNS, med)))
 
 
 if __name__ == "__main__":
