@@ -362,6 +362,28 @@ def test_replay_of_recorded_demonstrations_succeeds_with_commanded_gripper_label
     assert json.loads(out.read_text())["successes"] == 3
 
 
+def test_teacher_aimed_off_corrects_above_the_object_and_still_succeeds(env: PandaTable) -> None:
+    from ccol_sim.teacher import plan, waypoints
+
+    for task in TASKS:
+        env.reset(7)
+        exact = waypoints(env, task, np.random.default_rng(1))
+        off = waypoints(env, task, np.random.default_rng(1), approach_error=0.03)
+        assert len(off) == len(exact) + 1
+        miss = np.linalg.norm(off[0][0][:2] - exact[0][0][:2])
+        assert 0.002 < miss <= 0.03 * 2.5 * np.sqrt(2)  # aimed off, horizontally only
+        assert off[0][0][2] == exact[0][0][2]
+        np.testing.assert_allclose(off[1][0][:2], exact[0][0][:2])  # corrected above the object...
+        assert off[1][0][2] >= 0.10  # ...with the fingertips still above a cube
+        for a, b in zip(off[2:], exact[1:]):  # then the same descent and task
+            np.testing.assert_allclose(a[0], b[0])
+        targets = plan(env, task, np.random.default_rng(1), 30.0, approach_error=0.03)
+        for row in targets[1:]:
+            env.command(row[:7], row[7])
+            env.step(1 / 30)
+        assert env.success(task), task
+
+
 def test_corrective_demonstrations_start_beside_an_object_and_replay_from_there(
     env: PandaTable, tmp_path: Path
 ) -> None:

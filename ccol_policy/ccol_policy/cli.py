@@ -52,6 +52,7 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+APPROACH_HELP = "the teacher aims its first approach this far off (cm, std per axis) and corrects above the object"
 RECOVERY_HELP = "more scenes per task demonstrated from a hand hovering near an object (corrective demonstrations)"
 
 
@@ -62,6 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         Path(args.out),
         episodes_per_task=args.episodes_per_task,
         recovery_per_task=args.recovery_per_task,
+        approach_error=args.approach_error_cm / 100,
         eval_episodes=args.eval_episodes,
         steps=args.steps,
         compare_act=args.compare_act,
@@ -132,6 +134,7 @@ def cmd_sim_record(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         workers=args.workers,
         recovery_per_task=args.recovery_per_task,
+        approach_error=args.approach_error_cm / 100,
     )
     log.info(
         "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
@@ -341,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
     p.add_argument("--episodes-per-task", type=int, default=40, help="scripted demonstrations per task")
     p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
+    p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
     p.add_argument("--seed", type=int, default=0)
@@ -388,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--episodes-per-task", type=int, default=20)
     p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
+    p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")

@@ -27,6 +27,7 @@ def run_sim_demo(
     out: Path,
     episodes_per_task: int = 40,
     recovery_per_task: int = 0,
+    approach_error: float = 0.0,
     eval_episodes: int = 20,
     steps: int | None = None,
     compare_act: bool = False,
@@ -51,7 +52,9 @@ def run_sim_demo(
             episodes_per_task + recovery_per_task,
             recovery_per_task,
         )
-        rows = record_demonstrations(bags, episodes_per_task, seed=seed, recovery_per_task=recovery_per_task)
+        rows = record_demonstrations(
+            bags, episodes_per_task, seed=seed, recovery_per_task=recovery_per_task, approach_error=approach_error
+        )
         ok = sum(r.success for r in rows)
         log.info(
             "scripted teacher succeeded in %d/%d demonstrations (failed ones are kept, marked unsuccessful)",

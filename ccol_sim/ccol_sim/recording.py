@@ -72,9 +72,11 @@ def record_episode(
     depth: bool = False,
     index: int | None = None,
     recovery: bool = False,
+    approach_error: float = 0.0,
 ) -> DemoRow:
     """One scripted demonstration as the episode bag `index` (default: the next free one) in out_dir; with
-    `recovery` a corrective one, from a hand hovering near an object (`teacher.recovery_start`)."""
+    `recovery` a corrective one, from a hand hovering near an object (`teacher.recovery_start`); `approach_error`:
+    the teacher's first approach aimed that far off (m, std) and corrected above the object (`teacher.waypoints`)."""
     env.reset(seed)
     start = None
     if recovery:
@@ -98,6 +100,7 @@ def record_episode(
         "source": "ccol_sim scripted teacher",
         "sim": True,
         "seed": seed,
+        **({"approach_error_m": approach_error} if approach_error > 0 else {}),
         **({"start_joints": [float(x) for x in start]} if start is not None else {}),
     }
     writer = EpisodeWriter(out_dir, next_index(out_dir) if index is None else index, topics, meta)
@@ -107,7 +110,7 @@ def record_episode(
             int(EPOCH * 1e9),
             TS.serialize_cdr(TS.types["std_msgs/msg/String"](data=task), "std_msgs/msg/String"),
         )
-        targets = plan(env, task, np.random.default_rng(seed + 7919), joint_rate_hz)
+        targets = plan(env, task, np.random.default_rng(seed + 7919), joint_rate_hz, approach_error)
         dt = 1.0 / joint_rate_hz
         next_frame = 0.0
         last_command = None
@@ -146,17 +149,19 @@ def record_demonstrations(
     progress: bool = True,
     workers: int = 0,
     recovery_per_task: int = 0,
+    approach_error: float = 0.0,
 ) -> list[DemoRow]:
     """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so), in
     `workers` processes (0: one per core). Every scene is demonstrated once per task: the same first frame with
     each instruction's motion, so only the instruction tells them apart (with one task per scene a policy can
     tell the task from the scene it memorised and ignore the words). `recovery_per_task` more scenes are
-    demonstrated from a hand hovering near an object instead of the ready pose (corrective demonstrations)."""
+    demonstrated from a hand hovering near an object instead of the ready pose (corrective demonstrations);
+    `approach_error` (m) aims every demonstration's first approach off and corrects it above the object."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next_index(out)
     jobs = [
-        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, i >= episodes_per_task)
+        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, i >= episodes_per_task, approach_error)
         for i in range(episodes_per_task + recovery_per_task)
         for j, task in enumerate(tasks)
     ]
@@ -171,6 +176,6 @@ def record_demonstrations(
     )
 
 
-def _record_job(env: PandaTable, job: tuple[Path, int, str, int, bool]) -> DemoRow:
-    out, index, task, seed, recovery = job
-    return record_episode(env, out, task, seed, index=index, recovery=recovery)
+def _record_job(env: PandaTable, job: tuple[Path, int, str, int, bool, float]) -> DemoRow:
+    out, index, task, seed, recovery, approach_error = job
+    return record_episode(env, out, task, seed, index=index, recovery=recovery, approach_error=approach_error)

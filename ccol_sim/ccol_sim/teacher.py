@@ -59,8 +59,25 @@ def min_jerk(q0: np.ndarray, q1: np.ndarray, n: int) -> np.ndarray:
     return q0 + (q1 - q0) * (10 * s**3 - 15 * s**4 + 6 * s**5)
 
 
-def waypoints(env: PandaTable, task: str, rng: np.random.Generator) -> list[tuple[np.ndarray, float, float, float]]:
-    """(EE position, yaw, gripper width, seconds) for the task in the current scene."""
+def waypoints(
+    env: PandaTable, task: str, rng: np.random.Generator, approach_error: float = 0.0
+) -> list[tuple[np.ndarray, float, float, float]]:
+    """(EE position, yaw, gripper width, seconds) for the task in the current scene. With `approach_error` (m, the
+    standard deviation per horizontal axis) the first approach is aimed that far off and corrected above the object
+    before the descent, as a person who misjudged would: the correction is what only the camera can tell."""
+    route = _task_waypoints(env, task, rng)
+    if approach_error <= 0:
+        return route
+    pos, yaw, width, seconds = route[0]
+    error = np.append(np.clip(rng.normal(0, approach_error, 2), -2.5 * approach_error, 2.5 * approach_error), 0.0)
+    above = np.array([pos[0], pos[1], max(pos[2] - 0.02, 0.10)])  # fingertips still clear of a cube
+    return [(pos + error, yaw, width, seconds), (above, yaw, width, 0.4 + 5.0 * np.linalg.norm(error)), *route[1:]]
+
+
+def _task_waypoints(
+    env: PandaTable, task: str, rng: np.random.Generator
+) -> list[tuple[np.ndarray, float, float, float]]:
+    """The task's route, aimed right."""
     lay = env.layout
     jitter = lambda s=0.004: rng.normal(0, s, 3) * np.array([1, 1, 0.3])  # noqa: E731
 
@@ -131,12 +148,14 @@ def recovery_start(env: PandaTable, seed: int) -> np.ndarray:
     return solve_ik(env, pos, rng.uniform(-0.6, 0.6), READY)
 
 
-def plan(env: PandaTable, task: str, rng: np.random.Generator, rate_hz: float) -> np.ndarray:
+def plan(
+    env: PandaTable, task: str, rng: np.random.Generator, rate_hz: float, approach_error: float = 0.0
+) -> np.ndarray:
     """A (T, 8) joint-space demonstration at `rate_hz`: arm joints + gripper width targets."""
     q = env.joints()
     width = env.gripper_width()
     out = [np.append(q, width)[None]]
-    for pos, yaw, w, seconds in waypoints(env, task, rng):
+    for pos, yaw, w, seconds in waypoints(env, task, rng, approach_error):
         q1 = solve_ik(env, pos, yaw, q)
         n = max(2, int(round(seconds * rng.uniform(0.9, 1.15) * rate_hz)))
         seg_q = min_jerk(q, q1, n)
