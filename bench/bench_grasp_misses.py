@@ -29,10 +29,10 @@ import mujoco
 import numpy as np
 
 from ccol_policy.evaluation import GRIPPER_CLOSED_M
+from ccol_policy.kinematics import joint_frames
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.evaluate import EVAL_SEED_OFFSET, rollout
-from ccol_sim.scene import SIM_TO_REAL
 
 COLUMNS = ("hand", "executed", "newest", "newest close", "follows", "start follows")
 SHARES = ("follows", "start follows")
@@ -43,7 +43,6 @@ class GraspProbe:
 
     def __init__(self, env: PandaTable, policy: CCoLPolicy, task: str, shift_m: float) -> None:
         self.env, self.policy, self.obj, self.shift = env, policy, TASK_OBJECT[task], shift_m
-        self.fk_data = mujoco.MjData(env.model)
         self.saved = mujoco.MjData(env.model)
         self.chunk: np.ndarray | None = None
         self.q: np.ndarray | None = None
@@ -52,12 +51,10 @@ class GraspProbe:
         policy.predict_chunk = self.predict
         env.command = self.command
 
-    def fk_xy(self, q: np.ndarray) -> np.ndarray:
-        d = self.fk_data
-        d.qpos[:] = self.env.data.qpos
-        d.qpos[self.env.ids.arm_qpos] = q[:7] - SIM_TO_REAL
-        mujoco.mj_kinematics(self.env.model, d)
-        return d.site_xpos[self.env.ids.ee_site][:2].copy()
+    @staticmethod
+    def fk_xy(q: np.ndarray) -> np.ndarray:
+        """Franka's hand TCP in the base frame (the simulated arm's end-effector site within 0.5 mm), xy."""
+        return joint_frames(q[:7])[1][0, :2, 3]
 
     def predict(self, image: np.ndarray, q: np.ndarray, **kw) -> np.ndarray:
         first = self.chunk is None
