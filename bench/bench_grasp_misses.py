@@ -13,8 +13,12 @@ perception or decision error); when only `hand` and `executed` are off, the exec
 
 `follows`: at that step the object is moved by --shift cm along +-x and +-y (rendering only, the simulation is
 restored) and the policy asked again; the share of the shift its closing target moves along (1: it grasps where it
-sees the object, 0: it ignores where the object is at this moment). `start follows`: the same at the first step,
-for the end of the first chunk (which covers only part of the reach, so less than 1 even for a policy that looks).
+sees the object, 0: it ignores where the object is at this moment). At the close itself the fingers are already
+around the object and no demonstration ever moves away again, so 0 there is expected even of a policy that looks;
+`plan follows` asks earlier: at the first step whose newest chunk plans to close the gripper (up to one chunk, 1 s,
+ahead; `plan lead` is how many control steps ahead), the share of the shift that planned closing target follows.
+`start follows`: the same at the first step, for the end of the first chunk (which covers only part of the reach,
+so less than 1 even for a policy that looks).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.evaluate import EVAL_SEED_OFFSET, rollout
 
-COLUMNS = ("hand", "executed", "newest", "newest close", "follows", "start follows")
-SHARES = ("follows", "start follows")
+COLUMNS = ("hand", "executed", "newest", "newest close", "follows", "plan follows", "plan lead", "start follows")
+SHARES = ("follows", "plan follows", "start follows")
+STEPS = ("plan lead",)
 
 
 class GraspProbe:
@@ -61,6 +66,12 @@ class GraspProbe:
         self.chunk, self.q = self._predict(image, q, **kw), q
         if first:
             self.row["start follows"] = self.follows(self.fk_xy(self.chunk[-1]), lambda c: c[-1])
+        elif "plan follows" not in self.row and "hand" not in self.row:
+            closes = np.nonzero(self.chunk[:, 7] < GRIPPER_CLOSED_M)[0]
+            if len(closes):  # the shifted chunks are read at the same step ahead
+                lead = int(closes[0])
+                self.row["plan lead"] = float(lead)
+                self.row["plan follows"] = self.follows(self.fk_xy(self.chunk[lead]), lambda c: c[lead])
         return self.chunk
 
     @staticmethod
@@ -96,6 +107,10 @@ class GraspProbe:
         self.policy.predict_chunk, self.env.command = self._predict, self._command
 
 
+def _cell(column: str, value: float) -> str:
+    return f"{value:.2f}" if column in SHARES else f"{value:.0f}" if column in STEPS else f"{value:.1f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
@@ -107,7 +122,7 @@ def main() -> None:
     policy = CCoLPolicy.from_checkpoint(args.checkpoint, device="cpu")
     env = PandaTable()
     rows = []
-    print(f"| scene | success | {' | '.join(c if c in SHARES else f'{c} (cm)' for c in COLUMNS)} |")
+    print(f"| scene | success | {' | '.join(c if c in SHARES + STEPS else f'{c} (cm)' for c in COLUMNS)} |")
     print("|---|---|" + "---|" * len(COLUMNS))
     for i in range(args.episodes):
         probe = GraspProbe(env, policy, args.task, args.shift / 100)
@@ -115,7 +130,7 @@ def main() -> None:
         probe.close()
         values = [probe.row.get(c, float("nan")) for c in COLUMNS]
         rows.append((r.success, *values))
-        cells = " | ".join(f"{v:.2f}" if c in SHARES else f"{v:.1f}" for c, v in zip(COLUMNS, values))
+        cells = " | ".join(_cell(c, v) for c, v in zip(COLUMNS, values))
         print(f"| {i} | {'yes' if r.success else 'no'} | {cells} |", flush=True)
     a = np.array(rows, dtype=float)
     for name, sel in (("successes", a[:, 0] == 1), ("failures", a[:, 0] == 0)):
