@@ -67,17 +67,21 @@ class GraspProbe:
         if first:
             self.row["start follows"] = self.follows(self.fk_xy(self.chunk[-1]), lambda c: c[-1])
         elif "plan follows" not in self.row and "hand" not in self.row:
-            closes = np.nonzero(self.chunk[:, 7] < GRIPPER_CLOSED_M)[0]
-            if len(closes):  # the shifted chunks are read at the same step ahead
-                lead = int(closes[0])
+            lead = self.first_close(self.chunk)
+            if lead is not None:  # the shifted chunks are read at the same step ahead
                 self.row["plan lead"] = float(lead)
                 self.row["plan follows"] = self.follows(self.fk_xy(self.chunk[lead]), lambda c: c[lead])
         return self.chunk
 
     @staticmethod
-    def close_target(chunk: np.ndarray) -> np.ndarray:
+    def first_close(chunk: np.ndarray) -> int | None:
+        """The first step of a (k, 8) chunk that commands the gripper shut, or None."""
         closes = np.nonzero(chunk[:, 7] < GRIPPER_CLOSED_M)[0]
-        return chunk[closes[0] if len(closes) else 0]
+        return int(closes[0]) if len(closes) else None
+
+    @classmethod
+    def close_target(cls, chunk: np.ndarray) -> np.ndarray:
+        return chunk[cls.first_close(chunk) or 0]
 
     def follows(self, base_xy: np.ndarray, pick: Callable[[np.ndarray], np.ndarray]) -> float:
         """Mean share of an object shift that the target `pick` takes from a chunk follows (the simulation
