@@ -49,6 +49,23 @@ def test_scene_is_seeded_and_rendered(env: PandaTable) -> None:
     assert depth.shape == (72, 96) and 0.3 < np.median(depth) < 2.0
 
 
+def test_paper_layout_keeps_every_object_near_its_usual_place(env: PandaTable) -> None:
+    from ccol_sim.env import HOME, PAPER_SHIFT
+
+    seen = []
+    for seed in range(20):
+        lay = env.reset(seed, layout="paper")
+        for spot, (x, y) in zip((lay.pen[:2], lay.red, lay.blue, lay.zone), HOME.values(), strict=True):
+            assert abs(spot[0] - x) <= PAPER_SHIFT and abs(spot[1] - y) <= PAPER_SHIFT
+        assert abs(lay.pen[2]) <= 0.3
+        seen.append(lay.red.copy())
+    assert np.std(np.array(seen), axis=0).min() > 0.01  # randomised, not fixed
+    wide = env.reset(0, layout="wide")
+    assert not np.allclose(wide.red, env.reset(0, layout="paper").red)
+    with pytest.raises(ValueError, match="layouts"):
+        env.reset(0, layout="nowhere")
+
+
 def test_went_for_its_object_tells_the_instructed_object_from_another(env: PandaTable) -> None:
     from ccol_policy.control import ClosedLoopExecutor
     from ccol_sim.evaluate import run_episode, went_for_its_object
@@ -345,7 +362,7 @@ def test_replay_of_recorded_demonstrations_succeeds_with_commanded_gripper_label
     assert [r.gripper_label for r in built] == ["command"] * 3
     with h5py.File(sorted((tmp_path / "ds").glob("*.hdf5"))[0], "r") as f:  # lift the pen
         q, a = f["observations/qpos"][()], f["action"][()]
-        assert f.attrs["seed"] == rows[0].seed
+        assert f.attrs["seed"] == rows[0].seed and f.attrs["layout"] == "paper"  # replay restores the layout
     # the label says "closed" (0), the measurement stops at the pen's diameter
     assert a[:, 7].min() == 0.0 and q[:, 7].min() > 0.015
     out = tmp_path / "replay.json"
@@ -360,6 +377,19 @@ def test_replay_of_recorded_demonstrations_succeeds_with_commanded_gripper_label
     # bags replay too (synchronised at --rate), the same scenes
     assert main(["replay", str(tmp_path / "bags"), "--out", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["successes"] == 3
+    # the privileged-state reference fits these demonstrations from the layout, the joints and the task alone
+    from ccol_sim.reference import ReferenceConfig, ReferencePolicy, layout_features, train_reference
+
+    train_reference(tmp_path / "ds", tmp_path / "ref", ReferenceConfig(steps=400, hidden=128, layers=2))
+    ref = ReferencePolicy.load(tmp_path / "ref")
+    env = PandaTable(render_size=(8, 8))
+    lay = layout_features(env, rows[0].seed, "paper")
+    env.close()
+    for f, task in zip(sorted((tmp_path / "ds").glob("*.hdf5")), TASKS, strict=True):
+        with h5py.File(f, "r") as h:
+            q, a = h["observations/qpos"][()], h["action"][()]
+        t = len(q) // 2
+        assert np.abs(ref.chunk(q[t], lay, task)[:10, :7] - a[t : t + 10, :7]).mean() < 0.05, task
 
 
 def test_teacher_aimed_off_corrects_above_the_object_and_still_succeeds(env: PandaTable) -> None:
@@ -453,8 +483,13 @@ def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog)
     from ccol_sim.pipeline import run_sim_demo
 
     with caplog.at_level(logging.INFO):
-        reports = run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5)
+        reports = run_sim_demo(
+            tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5, reference_steps=5
+        )
     assert set(reports["ccol"]["tasks"]) == set(TASKS)
+    report = (tmp_path / "report.md").read_text()
+    assert "Scene layout `paper`" in report and "| reference (sim state) | lift the pen |" in report
+    assert set(json.loads((tmp_path / "report.json").read_text())["reference"]["tasks"]) == set(TASKS)
     assert len(list((tmp_path / "dataset").glob("*.hdf5"))) == 3
     assert (tmp_path / "success.png").stat().st_size > 2000 and "| ccol | lift the pen |" in (
         tmp_path / "report.md"
@@ -462,7 +497,7 @@ def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog)
     assert len(list((tmp_path / "eval_ccol").glob("*.gif"))) == 3
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5)
+        run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5, reference_steps=5)
     assert "stage 1/4" not in caplog.text and "stage 2/4" not in caplog.text
 
 

@@ -53,6 +53,7 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
 
 
 APPROACH_HELP = "the teacher aims its first approach this far off (cm, std per axis) and corrects above the object"
+LAYOUT_HELP = "scene layout: 'paper' (every object at its usual place +-3 cm, as the paper's real robot) or 'wide'"
 RECOVERY_HELP = "more scenes per task demonstrated from a hand hovering near an object (corrective demonstrations)"
 
 
@@ -68,6 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         steps=args.steps,
         compare_act=args.compare_act,
         seed=args.seed,
+        layout=args.layout,
     )
     return 0
 
@@ -96,6 +98,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         attention=args.attention,
         tcp_floor=not args.no_tcp_floor,
+        layout=args.layout,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -135,6 +138,7 @@ def cmd_sim_record(args: argparse.Namespace) -> int:
         workers=args.workers,
         recovery_per_task=args.recovery_per_task,
         approach_error=args.approach_error_cm / 100,
+        layout=args.layout,
     )
     log.info(
         "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
@@ -345,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes-per-task", type=int, default=40, help="scripted demonstrations per task")
     p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
     p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
+    p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP)
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
     p.add_argument("--seed", type=int, default=0)
@@ -366,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-seconds", type=float, default=12.0)
     p.add_argument("--videos", type=int, default=0, help="GIFs of the first N episodes per task")
+    p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP + " (the demonstrations')")
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--attention", action="store_true", help="measure where each noun's CSA attention falls (per phase)")
     p.add_argument(
@@ -393,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes-per-task", type=int, default=20)
     p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
     p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
+    p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")

@@ -23,7 +23,7 @@ from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.evaluation import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
-from ccol_sim.env import OBJECTS, TASK_OBJECT, TASKS, PandaTable
+from ccol_sim.env import DEFAULT_LAYOUT, OBJECTS, TASK_OBJECT, TASKS, UNNAMED_LAYOUT, PandaTable
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import TCP_FLOOR_Z
 
@@ -72,11 +72,12 @@ def run_episode(
     stop_on_success: bool = True,
     render: bool = True,
     arm_start: np.ndarray | None = None,
+    layout: str = DEFAULT_LAYOUT,
 ) -> Rollout:
     """One closed-loop episode: every control period render, ask `chunks` for a chunk, execute its first target
     through `executor` (holds keep the measured position, as the node's hold trajectory does). The arm starts
-    near the ready pose, or at `arm_start`."""
-    env.reset(seed, arm_start=arm_start)
+    near the ready pose, or at `arm_start`; the scene is `seed`'s in `layout`."""
+    env.reset(seed, arm_start=arm_start, layout=layout)
     executor.reset()
     executed, frames, holds = [], [], 0
     closest = dict.fromkeys(OBJECTS, math.inf)
@@ -154,8 +155,9 @@ def rollout(
     record_video: bool = False,
     attention: bool = False,
     tcp_floor_z: float | None = TCP_FLOOR_Z,
+    layout: str = DEFAULT_LAYOUT,
 ) -> Rollout:
-    """A policy in closed loop on the scene of `seed`; with `attention` (CSA policies) also the attention
+    """A policy in closed loop on the scene of `seed` in `layout`; with `attention` (CSA policies) also the attention
     shares of `AttentionProbe`. `tcp_floor_z`: the executor's fingertip floor (the table's, as the robot's
     `table_z` gives it; None: off)."""
     policy.set_instruction(task)
@@ -178,6 +180,7 @@ def rollout(
         rate_hz,
         int(max_seconds * rate_hz),
         record_video,
+        layout=layout,
     )
     if probe is not None:
         r.attention = probe.records
@@ -193,7 +196,7 @@ def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
         raise ValueError(f"{bag}: episode.json has no 'seed'; object regions exist for simulator bags only")
     env = PandaTable(render_size=(size[1], size[0]))
     try:
-        env.reset(int(meta["seed"]))
+        env.reset(int(meta["seed"]), layout=str(meta.get("layout", UNNAMED_LAYOUT)))
         return noun_regions(env)
     finally:
         env.close()
@@ -246,11 +249,13 @@ def sim_eval(
     workers: int = 0,
     attention: bool = False,
     tcp_floor: bool = True,
+    layout: str = DEFAULT_LAYOUT,
 ) -> dict[str, Any]:
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
     each noun's CSA attention falls, per phase (`AttentionProbe`). `tcp_floor`: the executor keeps the fingertips
-    above the table (`teacher.TCP_FLOOR_Z`), as policy_node does by default (`fingertip_floor`)."""
+    above the table (`teacher.TCP_FLOOR_Z`), as policy_node does by default (`fingertip_floor`). `layout`: the scene
+    layout of the held-out scenes (`ccol_sim.env.LAYOUTS`), the one the demonstrations were recorded in."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
@@ -260,7 +265,7 @@ def sim_eval(
     if unknown:
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
     jobs = [
-        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor)
+        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor, layout)
         for t in tasks
         for i in range(episodes)
     ]
@@ -280,6 +285,31 @@ def sim_eval(
         results[r.task].append(r)
         if r.frames:
             save_gif(r.frames, out / f"{r.task.replace(' ', '_')}_{r.seed}.gif", rate / 2)
+    summary = summarise(results)
+    if attention:
+        for task, rs in results.items():
+            summary[task]["attention"] = attention_summary(rs)
+    report = {
+        "checkpoint": str(checkpoint),
+        "control_rate_hz": rate,
+        "seed": seed,
+        "layout": layout,
+        "tcp_floor_z": TCP_FLOOR_Z if tcp_floor else None,
+        "tasks": summary,
+    }
+    # the commanded joint targets of every episode, "task|scene seed" -> (T, 8), for smoothness plots
+    np.savez_compressed(out / EXECUTED_FILE, **{f"{r.task}|{r.seed}": r.executed for r in rollouts})
+    (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
+    md = f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n"
+    if any(s.get("attention") for s in summary.values()):
+        md += f"\n## Where each noun's CSA attention falls (last block)\n\n{attention_table(report)}\n"
+    (out / "sim_eval.md").write_text(md)
+    return report
+
+
+def summarise(results: dict[str, list[Rollout]]) -> dict[str, dict[str, Any]]:
+    """Per task: success with its 95% interval, steps, holds, floor raises, whether the hand went for the named
+    object, and the smoothness of the executed joint targets."""
     summary = {}
     for task, rs in results.items():
         n_ok = sum(r.success for r in rs)
@@ -298,23 +328,7 @@ def sim_eval(
                 for k in ("velocity_fluctuation", "acceleration_fluctuation", "min_acceleration")
             },
         }
-        if attention:
-            summary[task]["attention"] = attention_summary(rs)
-    report = {
-        "checkpoint": str(checkpoint),
-        "control_rate_hz": rate,
-        "seed": seed,
-        "tcp_floor_z": TCP_FLOOR_Z if tcp_floor else None,
-        "tasks": summary,
-    }
-    # the commanded joint targets of every episode, "task|scene seed" -> (T, 8), for smoothness plots
-    np.savez_compressed(out / EXECUTED_FILE, **{f"{r.task}|{r.seed}": r.executed for r in rollouts})
-    (out / "sim_eval.json").write_text(json.dumps(report, indent=1))
-    md = f"# sim-eval of {checkpoint}\n\n{table({name or 'policy': report})}\n"
-    if any(s.get("attention") for s in summary.values()):
-        md += f"\n## Where each noun's CSA attention falls (last block)\n\n{attention_table(report)}\n"
-    (out / "sim_eval.md").write_text(md)
-    return report
+    return summary
 
 
 @dataclass(frozen=True)
@@ -326,6 +340,7 @@ class _EvalJob:
     video: bool
     attention: bool = False
     tcp_floor: bool = True
+    layout: str = DEFAULT_LAYOUT
 
 
 class _EvalWorker:
@@ -354,6 +369,7 @@ def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
         record_video=job.video,
         attention=job.attention,
         tcp_floor_z=TCP_FLOOR_Z if job.tcp_floor else None,
+        layout=job.layout,
     )
 
 

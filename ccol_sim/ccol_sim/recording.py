@@ -12,7 +12,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_policy.robots import profile_for
-from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.env import DEFAULT_LAYOUT, TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import plan, recovery_start
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index
@@ -73,15 +73,16 @@ def record_episode(
     index: int | None = None,
     recovery: bool = False,
     approach_error: float = 0.0,
+    layout: str = DEFAULT_LAYOUT,
 ) -> DemoRow:
     """One scripted demonstration as the episode bag `index` (default: the next free one) in out_dir; with
     `recovery` a corrective one, from a hand hovering near an object (`teacher.recovery_start`); `approach_error`:
     the teacher's first approach aimed that far off (m, std) and corrected above the object (`teacher.waypoints`)."""
-    env.reset(seed)
+    env.reset(seed, layout=layout)
     start = None
     if recovery:
         start = recovery_start(env, seed)
-        env.reset(seed, arm_start=start)
+        env.reset(seed, arm_start=start, layout=layout)
     arm = arm_joint_names(arm_id)
     fingers = finger_joint_names(arm_id)
     profile = profile_for(arm_id)
@@ -100,6 +101,7 @@ def record_episode(
         "source": "ccol_sim scripted teacher",
         "sim": True,
         "seed": seed,
+        "layout": layout,
         **({"approach_error_m": approach_error} if approach_error > 0 else {}),
         **({"start_joints": [float(x) for x in start]} if start is not None else {}),
     }
@@ -150,18 +152,20 @@ def record_demonstrations(
     workers: int = 0,
     recovery_per_task: int = 0,
     approach_error: float = 0.0,
+    layout: str = DEFAULT_LAYOUT,
 ) -> list[DemoRow]:
     """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so), in
     `workers` processes (0: one per core). Every scene is demonstrated once per task: the same first frame with
     each instruction's motion, so only the instruction tells them apart (with one task per scene a policy can
     tell the task from the scene it memorised and ignore the words). `recovery_per_task` more scenes are
     demonstrated from a hand hovering near an object instead of the ready pose (corrective demonstrations);
-    `approach_error` (m) aims every demonstration's first approach off and corrects it above the object."""
+    `approach_error` (m) aims every demonstration's first approach off and corrects it above the object;
+    `layout` names the scene layout (`ccol_sim.env.LAYOUTS`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next_index(out)
     jobs = [
-        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, i >= episodes_per_task, approach_error)
+        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, i >= episodes_per_task, approach_error, layout)
         for i in range(episodes_per_task + recovery_per_task)
         for j, task in enumerate(tasks)
     ]
@@ -176,6 +180,8 @@ def record_demonstrations(
     )
 
 
-def _record_job(env: PandaTable, job: tuple[Path, int, str, int, bool, float]) -> DemoRow:
-    out, index, task, seed, recovery, approach_error = job
-    return record_episode(env, out, task, seed, index=index, recovery=recovery, approach_error=approach_error)
+def _record_job(env: PandaTable, job: tuple[Path, int, str, int, bool, float, str]) -> DemoRow:
+    out, index, task, seed, recovery, approach_error, layout = job
+    return record_episode(
+        env, out, task, seed, index=index, recovery=recovery, approach_error=approach_error, layout=layout
+    )

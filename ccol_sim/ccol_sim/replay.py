@@ -19,7 +19,7 @@ import numpy as np
 
 from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_streams, synchronise
 from ccol_policy.control import ClosedLoopExecutor
-from ccol_sim.env import PandaTable
+from ccol_sim.env import UNNAMED_LAYOUT, PandaTable
 from ccol_sim.evaluate import run_episode, wilson_interval
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import TCP_FLOOR_Z
@@ -35,6 +35,7 @@ class ReplayEpisode:
     action: np.ndarray  # (T, A) robot units at rate_hz
     rate_hz: float
     start_joints: np.ndarray | None = None  # (7,) where a corrective demonstration started; None: ready pose
+    layout: str = UNNAMED_LAYOUT  # the scene layout the demonstration was recorded in (`ccol_sim.env.LAYOUTS`)
 
 
 @dataclass
@@ -65,8 +66,11 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
                 raise ValueError(f"{f}: no 'seed' attribute; only simulator episodes can be replayed in the simulator")
             rate = float(h.attrs.get("control_rate_hz", rate_hz))
             start = np.asarray(h.attrs["start_joints"]) if "start_joints" in h.attrs else None
+            layout = str(h.attrs.get("layout", UNNAMED_LAYOUT))
             out.append(
-                ReplayEpisode(f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, start)
+                ReplayEpisode(
+                    f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, start, layout
+                )
             )
     if bag_inputs:
         cfg = SyncConfig(control_rate_hz=rate_hz, image_width=8, image_height=8)
@@ -76,7 +80,8 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
                 raise ValueError(f"{bag}: episode.json has no 'seed'; only simulator episodes replay in the simulator")
             ep = synchronise(read_streams(bag, BagTopics(arm_id=arm_id), cfg), cfg, where=str(bag))
             start = np.asarray(meta["start_joints"]) if "start_joints" in meta else None
-            out.append(ReplayEpisode(bag.name, ep.instruction, int(meta["seed"]), ep.action, rate_hz, start))
+            layout = str(meta.get("layout", UNNAMED_LAYOUT))
+            out.append(ReplayEpisode(bag.name, ep.instruction, int(meta["seed"]), ep.action, rate_hz, start, layout))
     if not out:
         raise FileNotFoundError(f"no HDF5 episodes or episode bags in {[str(p) for p in paths]}")
     return out
@@ -122,6 +127,7 @@ def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> 
         steps,
         render=False,
         arm_start=ep.start_joints,
+        layout=ep.layout,
     )
     return ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.steps, r.holds)
 
