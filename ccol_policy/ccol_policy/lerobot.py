@@ -63,6 +63,14 @@ class LeRobotError(ValueError):
     """A data set that cannot be exported or read; the message says what to fix."""
 
 
+def _check_dependencies() -> None:
+    import importlib.util
+
+    missing = [m for m in ("pyarrow", "av") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LeRobotError(f"LeRobot data sets need {' and '.join(missing)}: pip install pyarrow av")
+
+
 @dataclass
 class VideoCodec:
     """How camera streams are encoded. LeRobot records with libsvtav1, yuv420p, a key frame every 2 frames (fast
@@ -291,6 +299,7 @@ def export_lerobot(
     Depth streams are not exported (LeRobot v3.0 has no depth feature); a warning says so."""
     from ccol_policy.data import DatasetError, episode_files
 
+    _check_dependencies()
     codec = codec or VideoCodec()
     out = Path(out_dir)
     try:
@@ -533,6 +542,7 @@ def read_lerobot(root: str | Path, progress: bool = False) -> Iterator[tuple[int
     """Yield (episode_index, Episode) for every episode of a LeRobot v3.x or v2.1 directory, in index order."""
     import pyarrow.parquet as pq
 
+    _check_dependencies()
     root = Path(root)
     info = read_info(root)
     version, fps = str(info["codebase_version"]), int(info["fps"])
