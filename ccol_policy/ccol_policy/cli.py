@@ -249,6 +249,8 @@ def cmd_export_lerobot(args: argparse.Namespace) -> int:
                 [source], tmp, topics, cfg, instruction=args.instruction, progress=not args.no_progress
             )
             log.info("built from bags:\n%s", summary_table(rows))
+            if not any(r.status == "ok" for r in rows):
+                raise ValueError(f"no bag in {source} could be built into an episode (reasons above)")
             source = Path(tmp)
         summary = export_lerobot(
             source,
