@@ -237,3 +237,42 @@ def test_lerobot_reads_the_export(exported: Path) -> None:
     proc = subprocess.run([os.environ["LEROBOT_PYTHON"], str(script), str(exported)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS" in proc.stdout + proc.stderr
+
+
+def test_v21_directories_read_like_v3(exported: Path, tmp_path: Path) -> None:
+    """LeRobot v2.1: one parquet and one mp4 per episode, tasks and episodes in jsonl; rebuilt here from the v3."""
+    from ccol_policy.lerobot import VideoCodec, _VideoWriter
+
+    v3 = list(read_lerobot(exported))
+    info = json.loads((exported / "meta/info.json").read_text())
+    root = tmp_path / "v21"
+    info.update(
+        codebase_version="v2.1",
+        data_path="data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        video_path="videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+    )
+    (root / "meta").mkdir(parents=True)
+    (root / "meta/info.json").write_text(json.dumps(info))
+    tasks = pq.read_table(exported / "meta/tasks.parquet").to_pylist()
+    (root / "meta/tasks.jsonl").write_text("\n".join(json.dumps(t) for t in tasks))
+    data = pq.read_table(exported / "data/chunk-000/file-000.parquet")
+    lines = []
+    for ep, episode in v3:
+        rows = data.filter(pa.compute.equal(data["episode_index"], ep))
+        path = root / info["data_path"].format(episode_chunk=0, episode_index=ep)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, path)
+        writer = _VideoWriter(tmp_path / f"enc{ep}", "observation.images.color", 20, VideoCodec("h264", crf=10))
+        writer.add_episode(episode.images["color"])
+        writer.close()
+        video = root / info["video_path"].format(episode_chunk=0, video_key=writer.key, episode_index=ep)
+        video.parent.mkdir(parents=True, exist_ok=True)
+        writer.path.rename(video)
+        lines.append(json.dumps({"episode_index": ep, "tasks": [episode.instruction], "length": len(episode.qpos)}))
+    (root / "meta/episodes.jsonl").write_text("\n".join(lines))
+
+    for (ep, a), (ep2, b) in zip(v3, read_lerobot(root)):
+        assert ep == ep2 and a.instruction == b.instruction
+        np.testing.assert_array_equal(a.qpos, b.qpos)
+        np.testing.assert_array_equal(a.action, b.action)
+        assert np.abs(a.images["color"].astype(int) - b.images["color"].astype(int)).mean() < 4
