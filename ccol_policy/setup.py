@@ -22,6 +22,8 @@ setup(
         "h5py",
         "pyyaml",
         "tqdm",
+        "pyarrow",  # LeRobot datasets (ccol export-lerobot, training on LeRobot directories)
+        "av",
         "matplotlib",
     ],
     zip_safe=True,

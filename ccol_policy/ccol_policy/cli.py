@@ -235,6 +235,48 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_export_lerobot(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ccol_policy.lerobot import VideoCodec, export_lerobot
+
+    codec = VideoCodec(vcodec=args.vcodec, crf=args.crf)
+    source = Path(args.dataset)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: not a directory of HDF5 episodes or of episode bags")
+    with tempfile.TemporaryDirectory(prefix="ccol_export_") as tmp:
+        if not (any(source.glob("*.hdf5")) or any(source.glob("*.h5"))):  # episode bags: build the episodes first
+            from ccol_policy.dataset_builder import build_dataset, summary_table
+
+            topics, cfg = _bag_config(args, args.image_size)
+            rows = build_dataset(
+                [source], tmp, topics, cfg, instruction=args.instruction, progress=not args.no_progress
+            )
+            log.info("built from bags:\n%s", summary_table(rows))
+            if not any(r.status == "ok" for r in rows):
+                raise ValueError(f"no bag in {source} could be built into an episode (reasons above)")
+            source = Path(tmp)
+        summary = export_lerobot(
+            source,
+            args.out,
+            fps=args.rate,
+            default_instruction=args.instruction,
+            codec=codec,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    log.info(
+        "wrote LeRobotDataset v3.0 to %s: %d episodes, %d frames at %d fps, cameras %s, tasks %s",
+        summary.out_dir,
+        summary.episodes,
+        summary.frames,
+        summary.fps,
+        summary.cameras,
+        summary.tasks,
+    )
+    return 0
+
+
 def _sim_episode(path: Path) -> bool:
     import h5py
 
@@ -294,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a policy from HDF5 episodes (torchrun-compatible)")
-    p.add_argument("data", nargs="+", help="dataset directories of *.hdf5 episodes")
+    p.add_argument("data", nargs="+", help="dataset directories of *.hdf5 episodes or LeRobot (v3.0, v2.1) data sets")
     p.add_argument("--out", required=True, help="output directory (latest/, best/, logs)")
     _add_config_args(p, "paper_vit_b")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -310,6 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_bag_args(p)
     p.set_defaults(func=cmd_build_dataset)
+
+    p = sub.add_parser(
+        "export-lerobot",
+        help="HDF5 episodes (or episode bags, built first) -> a LeRobotDataset v3.0 (parquet + mp4) for LeRobot",
+    )
+    p.add_argument("dataset", help="dataset directory of *.hdf5 episodes, or a directory of episode bags")
+    p.add_argument("--out", required=True, help="LeRobot dataset directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--vcodec", default="libsvtav1", help="video codec (LeRobot's default libsvtav1, or h264)")
+    p.add_argument("--crf", type=int, default=30, help="video quality (lower is closer to the original frames)")
+    p.add_argument("--image-size", default="224x224", help="bags: WxH of the stored images")
+    p.add_argument("--no-progress", action="store_true")
+    _add_bag_args(p)
+    p.set_defaults(func=cmd_export_lerobot)
 
     p = sub.add_parser("eval-bag", help="replay bags through checkpoints: accuracy, smoothness, latency, attention")
     p.add_argument("bags", nargs="+", help="bag directories or directories of bags")

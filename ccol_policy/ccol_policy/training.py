@@ -40,6 +40,7 @@ from ccol_policy.data import (
     scan_episodes,
     split_episodes,
 )
+from ccol_policy.lerobot import resolve_data_dirs
 from ccol_policy.losses import ccol_loss
 from ccol_policy.metrics import mean_smoothness, per_joint_l1
 from ccol_policy.model import CCoL, InstructionEncoder
@@ -164,6 +165,11 @@ class Trainer:
             raise ValueError(f"train.precision={cfg.train.precision} needs a GPU; use fp32 on {self.device}")
 
         # --- data: every check that can fail happens before the first step ---
+        if self.dist.world > 1 and not self.dist.main:
+            dist.barrier()  # rank 0 converts LeRobot directories once; the others then find them in the cache
+        data_dirs = resolve_data_dirs(data_dirs, progress=self.progress)
+        if self.dist.world > 1 and self.dist.main:
+            dist.barrier()
         infos = scan_episodes(data_dirs, cfg.data.default_instruction, cfg.vision.cameras)
         first = infos[0]
         if (first.state_dim, first.action_dim) != (cfg.model.state_dim, cfg.model.action_dim):
