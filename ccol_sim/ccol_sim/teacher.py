@@ -8,11 +8,11 @@ import mujoco
 import numpy as np
 
 from ccol_policy.control import tcp_floor
+from ccol_policy.robots import SIM_HAND_TCP_TO_PAD_M as PAD
+from ccol_policy.robots import SIM_HAND_TCP_TO_TIP_M as TIP
 from ccol_sim.env import MAX_WIDTH, OBJECTS, PandaTable
 from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, TABLE_Z
 
-PAD = 0.03  # end-effector site to the middle of the finger pads (m)
-TIP = 0.05  # end-effector site (the arm's TCP, within 0.3 mm of Franka's hand_tcp) to the fingertips
 CLEARANCE = 0.004  # the fingertips' lowest height above the table in a demonstration
 # the executor's floor for the TCP (ClosedLoopExecutor tcp_floor_z): 1 mm under the lowest demonstrated target
 # (whose Franka-kinematics TCP is 0.3 mm below the site), so that demonstrations replay untouched
