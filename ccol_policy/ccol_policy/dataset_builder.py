@@ -70,11 +70,6 @@ def convert_bag(bag: Path, out_path: Path, topics: BagTopics, cfg: SyncConfig, i
         gripper_label=ep.gripper_label,
         **({"seed": int(streams.metadata["seed"])} if "seed" in streams.metadata else {}),
         **({"layout": str(streams.metadata["layout"])} if "layout" in streams.metadata else {}),
-        **(  # a simulator demonstration's start other than the ready pose: replay restores it
-            {"start_joints": np.asarray(streams.metadata["start_joints"], np.float64)}
-            if "start_joints" in streams.metadata
-            else {}
-        ),
     )
     return BuildRow(
         str(bag),

@@ -132,9 +132,7 @@ class CCoLPolicy:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             out = self.model(frames, q, self._lang, self._lang_pad, depth=depth_t, need_weights=need_attention)
         self.last_attention = out.attention
-        # relative joints: the network's offsets from the measured state, back to positions (as in training)
-        anchor = torch.from_numpy(self.ckpt.stats.action_anchor(np.asarray(qpos), self.cfg.model.relative_joints))
-        chunk = (out.actions[0].float() + anchor.to(self.device)) * self._act_std + self._act_mean
+        chunk = out.actions[0].float() * self._act_std + self._act_mean
         return chunk.cpu().numpy()
 
     def describe(self) -> dict[str, Any]:

@@ -197,16 +197,9 @@ class Trainer:
             instructions=self.instructions,
             use_depth=cfg.vision.use_depth,
             cache_images=cfg.data.cache_images,
-            relative_joints=cfg.model.relative_joints,
         )
         offsets = cfg.model.ode.grid_offsets() if cfg.model.use_mcc else ()  # E_disc's steps (logged if weight 0)
-        self.train_set = EpisodeDataset(
-            train_infos,
-            **ds_args,
-            qpos_noise=cfg.data.qpos_noise,
-            qpos_dropout=cfg.data.qpos_dropout,
-            latent_offsets=offsets,
-        )
+        self.train_set = EpisodeDataset(train_infos, **ds_args, latent_offsets=offsets)
         self.val_set = EpisodeDataset(val_infos, **ds_args, latent_offsets=offsets) if val_infos else None
 
         # --- model ---
@@ -416,9 +409,8 @@ class Trainer:
             out = self._forward(self.model, batch, None)  # not the DDP wrapper: rank 0 validates alone
             if with_disc and "future_qpos" in batch:
                 disc.append(float(self._forward(self.model, batch, None, posterior=True).disc_penalty))
-            anchor = batch["anchor"].unsqueeze(1)  # (B, 1, A): relative chunks back to joint positions
-            preds.append(self.stats.denormalise_action((out.actions.float() + anchor).cpu().numpy()))
-            targets.append(self.stats.denormalise_action((batch["actions"] + anchor).cpu().numpy()))
+            preds.append(self.stats.denormalise_action(out.actions.float().cpu().numpy()))
+            targets.append(self.stats.denormalise_action(batch["actions"].cpu().numpy()))
             valid.append(~batch["is_pad"].cpu().numpy())
         return np.concatenate(preds), np.concatenate(targets), np.concatenate(valid), disc
 

@@ -17,7 +17,6 @@ log = logging.getLogger("ccol")
 
 APPROACH_HELP = "the teacher aims its first approach this far off (cm, std per axis) and corrects above the object"
 LAYOUT_HELP = "scene layout: 'paper' (every object at its usual place +-3 cm, as the paper's real robot) or 'wide'"
-RECOVERY_HELP = "more scenes per task demonstrated from a hand hovering near an object (corrective demonstrations)"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -26,7 +25,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_sim_demo(
         Path(args.out),
         episodes_per_task=args.episodes_per_task,
-        recovery_per_task=args.recovery_per_task,
         approach_error=args.approach_error_cm / 100,
         eval_episodes=args.eval_episodes,
         steps=args.steps,
@@ -92,7 +90,6 @@ def cmd_sim_record(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         workers=args.workers,
-        recovery_per_task=args.recovery_per_task,
         approach_error=args.approach_error_cm / 100,
         layout=args.layout,
     )
@@ -158,7 +155,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
     p.add_argument("--episodes-per-task", type=int, default=40, help="scripted demonstrations per task")
-    p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
     p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
     p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP)
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
@@ -201,7 +197,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim-record", help="scripted demonstrations in the simulator, written as episode bags")
     p.add_argument("--out", required=True)
     p.add_argument("--episodes-per-task", type=int, default=20)
-    p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
     p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
     p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP)
     p.add_argument("--seed", type=int, default=0)

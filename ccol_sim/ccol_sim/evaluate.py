@@ -71,13 +71,12 @@ def run_episode(
     record_video: bool = False,
     stop_on_success: bool = True,
     render: bool = True,
-    arm_start: np.ndarray | None = None,
     layout: str = DEFAULT_LAYOUT,
 ) -> Rollout:
     """One closed-loop episode: every control period render, ask `chunks` for a chunk, execute its first target
     through `executor` (holds keep the measured position, as the node's hold trajectory does). The arm starts
-    near the ready pose, or at `arm_start`; the scene is `seed`'s in `layout`."""
-    env.reset(seed, arm_start=arm_start, layout=layout)
+    near the ready pose; the scene is `seed`'s in `layout`."""
+    env.reset(seed, layout=layout)
     executor.reset()
     executed, frames, holds = [], [], 0
     closest = dict.fromkeys(OBJECTS, math.inf)

@@ -34,7 +34,6 @@ class ReplayEpisode:
     seed: int
     action: np.ndarray  # (T, A) robot units at rate_hz
     rate_hz: float
-    start_joints: np.ndarray | None = None  # (7,) where a corrective demonstration started; None: ready pose
     layout: str = UNNAMED_LAYOUT  # the scene layout the demonstration was recorded in (`ccol_sim.env.LAYOUTS`)
 
 
@@ -65,11 +64,10 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
             if "seed" not in h.attrs:
                 raise ValueError(f"{f}: no 'seed' attribute; only simulator episodes can be replayed in the simulator")
             rate = float(h.attrs.get("control_rate_hz", rate_hz))
-            start = np.asarray(h.attrs["start_joints"]) if "start_joints" in h.attrs else None
             layout = str(h.attrs.get("layout", UNNAMED_LAYOUT))
             out.append(
                 ReplayEpisode(
-                    f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, start, layout
+                    f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, layout
                 )
             )
     if bag_inputs:
@@ -79,9 +77,8 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
             if "seed" not in meta:
                 raise ValueError(f"{bag}: episode.json has no 'seed'; only simulator episodes replay in the simulator")
             ep = synchronise(read_streams(bag, BagTopics(arm_id=arm_id), cfg), cfg, where=str(bag))
-            start = np.asarray(meta["start_joints"]) if "start_joints" in meta else None
             layout = str(meta.get("layout", UNNAMED_LAYOUT))
-            out.append(ReplayEpisode(bag.name, ep.instruction, int(meta["seed"]), ep.action, rate_hz, start, layout))
+            out.append(ReplayEpisode(bag.name, ep.instruction, int(meta["seed"]), ep.action, rate_hz, layout))
     if not out:
         raise FileNotFoundError(f"no HDF5 episodes or episode bags in {[str(p) for p in paths]}")
     return out
@@ -126,7 +123,6 @@ def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> 
         ep.rate_hz,
         steps,
         render=False,
-        arm_start=ep.start_joints,
         layout=ep.layout,
     )
     return ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.steps, r.holds)
