@@ -32,11 +32,11 @@ import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo l
 import mujoco
 import numpy as np
 
-from ccol_policy.evaluation import GRIPPER_CLOSED_M
+from ccol_policy.eval_bag import GRIPPER_CLOSED_M
 from ccol_policy.kinematics import joint_frames
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
-from ccol_sim.evaluate import EVAL_SEED_OFFSET, rollout
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, rollout
 
 COLUMNS = ("hand", "executed", "newest", "newest close", "follows", "plan follows", "plan lead", "start follows")
 SHARES = ("follows", "plan follows", "start follows")

@@ -30,8 +30,8 @@ from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_policy.training import Trainer
 from ccol_sim.env import TASKS, PandaTable
-from ccol_sim.evaluate import EVAL_SEED_OFFSET, _EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.parallel import run_jobs
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, _EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.teacher import TCP_FLOOR_Z
 
 LAYOUT_DIM = 9

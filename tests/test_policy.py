@@ -114,7 +114,7 @@ def test_temporal_ensembling_by_hand() -> None:
 
 def test_policy_listens_to_the_instruction(synthetic_dir: Path, tmp_path: Path) -> None:
     """Trained on three tasks in the same scenes, the wrong instruction gives clearly worse predictions."""
-    from ccol_policy.demo import evaluate_episodes
+    from ccol_policy.synthetic_demo import evaluate_episodes
 
     cfg = tiny_config(
         **{

@@ -14,7 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("mujoco", reason="mujoco not installed")
 
 from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
-from ccol_sim.evaluate import attention_summary, rollout, wilson_interval
+from ccol_sim.sim_eval import attention_summary, rollout, wilson_interval
 from ccol_sim.teacher import demonstrate
 
 
@@ -68,7 +68,7 @@ def test_paper_layout_keeps_every_object_near_its_usual_place(env: PandaTable) -
 
 def test_went_for_its_object_tells_the_instructed_object_from_another(env: PandaTable) -> None:
     from ccol_policy.control import ClosedLoopExecutor
-    from ccol_sim.evaluate import run_episode, went_for_its_object
+    from ccol_sim.sim_eval import run_episode, went_for_its_object
     from ccol_sim.teacher import plan
 
     seed = 105
@@ -478,8 +478,8 @@ def test_franka_kinematics_match_the_simulated_arm_and_the_floor_keeps_a_low_pol
 ) -> None:
     from ccol_policy.control import ClosedLoopExecutor
     from ccol_policy.kinematics import joint_frames, tcp_jacobian
-    from ccol_sim.evaluate import run_episode
     from ccol_sim.scene import SIM_TO_REAL
+    from ccol_sim.sim_eval import run_episode
     from ccol_sim.teacher import TCP_FLOOR_Z, plan
 
     seed, task = 101, "place the cubes"

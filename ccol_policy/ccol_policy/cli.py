@@ -60,7 +60,7 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
 
 
 def cmd_synthetic_demo(args: argparse.Namespace) -> int:
-    from ccol_policy.demo import run_demo
+    from ccol_policy.synthetic_demo import run_demo
 
     run_demo(Path(args.out), steps=args.steps, episodes_per_task=args.episodes_per_task, ablation=args.ablation)
     return 0
@@ -186,7 +186,7 @@ def cmd_export_lerobot(args: argparse.Namespace) -> int:
 
 def cmd_eval_bag(args: argparse.Namespace) -> int:
     from ccol_policy.bags import find_bags
-    from ccol_policy.evaluation import comparison_table, evaluate
+    from ccol_policy.eval_bag import comparison_table, evaluate
 
     checkpoints: dict[str, str] = {}
     for item in args.checkpoint:

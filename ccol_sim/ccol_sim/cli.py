@@ -36,7 +36,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_eval(args: argparse.Namespace) -> int:
-    from ccol_sim.evaluate import plot_success, sim_eval, table
+    from ccol_sim.sim_eval import plot_success, sim_eval, table
 
     tasks = args.instruction or None
     report = sim_eval(
@@ -134,8 +134,8 @@ def check_built_episodes(paths: list[Path], progress: bool) -> None:
 
 
 def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """`eval-bag --sim-scene`: ccol_sim.evaluate.scene_regions, imported when first used."""
-    from ccol_sim.evaluate import scene_regions as regions
+    """`eval-bag --sim-scene`: ccol_sim.sim_eval.scene_regions, imported when first used."""
+    from ccol_sim.sim_eval import scene_regions as regions
 
     return regions(bag, size)
 

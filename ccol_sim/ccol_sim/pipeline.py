@@ -17,10 +17,10 @@ from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.dataset_builder import build_dataset, summary_table
 from ccol_policy.training import train
 from ccol_sim.env import DEFAULT_LAYOUT
-from ccol_sim.evaluate import plot_success, sim_eval, table
 from ccol_sim.recording import record_demonstrations
 from ccol_sim.reference import ReferenceConfig, run_reference
 from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
+from ccol_sim.sim_eval import plot_success, sim_eval, table
 
 log = logging.getLogger(__name__)
 

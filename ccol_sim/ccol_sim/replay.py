@@ -20,8 +20,8 @@ import numpy as np
 from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_streams, synchronise
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import UNNAMED_LAYOUT, PandaTable
-from ccol_sim.evaluate import run_episode, wilson_interval
 from ccol_sim.parallel import run_jobs
+from ccol_sim.sim_eval import run_episode, wilson_interval
 from ccol_sim.teacher import TCP_FLOOR_Z
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,7 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
             rate = float(h.attrs.get("control_rate_hz", rate_hz))
             layout = str(h.attrs.get("layout", UNNAMED_LAYOUT))
             out.append(
-                ReplayEpisode(
-                    f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, layout
-                )
+                ReplayEpisode(f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, layout)
             )
     if bag_inputs:
         cfg = SyncConfig(control_rate_hz=rate_hz, image_width=8, image_height=8)

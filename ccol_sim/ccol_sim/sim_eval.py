@@ -20,7 +20,7 @@ import torch
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
-from ccol_policy.evaluation import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
+from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import DEFAULT_LAYOUT, OBJECTS, TASK_OBJECT, TASKS, UNNAMED_LAYOUT, PandaTable
@@ -187,7 +187,7 @@ def rollout(
 
 
 def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """`evaluation.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
+    """`eval_bag.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
     image size (H, W), each noun's objects as one region."""
     meta_file = Path(bag) / "episode.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
