@@ -271,7 +271,7 @@ def sim_eval(
     if device not in ("cpu", "auto") or (device == "auto" and torch.cuda.is_available()):
         workers = 1  # one GPU context, batch-1 inference is fast enough
     rollouts = run_jobs(
-        _EvalWorker,
+        EvalWorker,
         (str(checkpoint), device, image_size),
         _eval_job,
         jobs,
@@ -342,8 +342,8 @@ class _EvalJob:
     layout: str = DEFAULT_LAYOUT
 
 
-class _EvalWorker:
-    """A worker's policy and scene, built once."""
+class EvalWorker:
+    """A simulator process's policy and scene, built once (`parallel.run_jobs`' worker for sim-eval)."""
 
     def __init__(self, checkpoint: str, device: str, image_size: tuple[int, int]) -> None:
         self.policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
@@ -357,7 +357,7 @@ class _EvalWorker:
         torch.set_num_threads(self.threads)
 
 
-def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
+def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
     return rollout(
         worker.env,
         worker.policy,

@@ -1,6 +1,6 @@
 """Where a checkpoint's grasps miss, and whose error the miss is: the policy's or the executor's.
 
-    .venv/bin/python bench/bench_grasp_misses.py runs/demo/train_ccol/best --task "place the cubes" --episodes 20
+    .venv/bin/python research/grasp_misses.py runs/demo/train_ccol/best --task "place the cubes" --episodes 20
 
 Runs sim-eval's closed loop (the same held-out scenes, executor and defaults) and, at the first control step the
 gripper is commanded shut, measures the xy distance (cm) from the named object to
