@@ -67,6 +67,10 @@ def cmd_synthetic_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from ccol_policy.config import preset_chunk_size
+
+    if args.chunk is None:
+        args.chunk = preset_chunk_size()
     if args.robot:
         from ccol_policy.replay_node import replay_on_robot
 
@@ -312,7 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("episodes", nargs="+", help="HDF5 episodes, dataset directories or episode bags")
     p.add_argument("--rate", type=float, default=30.0, help="control rate for bags (HDF5 carry their own)")
     p.add_argument("--arm-id", default="panda", help="joint names in bags; on the robot: the arm (fr3, panda)")
-    p.add_argument("--chunk", type=int, default=30, help="labels handed to the executor per control period")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="labels handed to the executor per control period (default: the small_cpu preset's chunk_size)",
+    )
     p.add_argument("--execution-mode", default="chunk", choices=["chunk", "ensemble"])
     p.add_argument("--out", default="", help="write the per-episode results as JSON")
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")

@@ -356,6 +356,14 @@ def presets_dir() -> Path:
         raise FileNotFoundError("cannot find the models/ preset folder; pass a YAML path instead") from exc
 
 
+DEMO_PRESET = "small_cpu"  # the simulator demo's policy; `ccol replay` hands labels over in its chunks
+
+
+def preset_chunk_size(name: str = DEMO_PRESET) -> int:
+    """A preset's action chunk length (model.chunk_size)."""
+    return load_config(resolve_preset(name)).model.chunk_size
+
+
 def resolve_preset(name_or_path: str) -> Path:
     """A preset name ("small_cpu") or a YAML path."""
     path = Path(name_or_path)

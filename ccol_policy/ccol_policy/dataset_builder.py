@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from ccol_policy.bags import (
     SyncConfig,
     find_bags,
     iter_images,
+    read_metadata,
     read_streams,
     resize,
     synchronise,
@@ -105,11 +105,9 @@ def build_dataset(
 
         iterator = tqdm(bags, desc="build-dataset", unit="bag")
     for bag in iterator:
-        meta_path = bag / "episode.json"
-        if not include_failures and meta_path.is_file():
-            if not json.loads(meta_path.read_text()).get("success", True):
-                rows.append(BuildRow(str(bag), "skipped", reason="marked unsuccessful (use --include-failures)"))
-                continue
+        if not include_failures and not read_metadata(bag).get("success", True):
+            rows.append(BuildRow(str(bag), "skipped", reason="marked unsuccessful (use --include-failures)"))
+            continue
         target = out / f"episode_{start + sum(r.status == 'ok' for r in rows):04d}.hdf5"
         try:
             rows.append(convert_bag(bag, target, topics, cfg, instruction))

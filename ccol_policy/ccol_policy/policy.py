@@ -25,6 +25,8 @@ class ObservationError(ValueError):
 
 
 def resolve_device(device: str) -> torch.device:
+    """'auto': CUDA when available, else the CPU; otherwise the named device, which must exist. The one place
+    (policy, training, sim-eval) that turns a --device/device:= string into a torch.device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -45,6 +45,7 @@ from ccol_policy.losses import ccol_loss
 from ccol_policy.metrics import mean_smoothness, per_joint_l1
 from ccol_policy.model import CCoL, InstructionEncoder
 from ccol_policy.model.text import build_vocab
+from ccol_policy.policy import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,9 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.dist = init_distributed(device)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cuda" and self.dist.world > 1:
-            device = f"cuda:{self.dist.local_rank}"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.device.index is None and self.dist.world > 1:
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.out = Path(out_dir)
         self.progress = progress and self.dist.main
         self.cfg = cfg

@@ -8,7 +8,6 @@ a perfect imitator of labels that fail here fails too.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_streams, synchronise
+from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_metadata, read_streams, synchronise
+from ccol_policy.config import preset_chunk_size
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import UNNAMED_LAYOUT, PandaTable
 from ccol_sim.parallel import run_jobs
@@ -71,7 +71,7 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
     if bag_inputs:
         cfg = SyncConfig(control_rate_hz=rate_hz, image_width=8, image_height=8)
         for bag in find_bags(bag_inputs):
-            meta = json.loads((bag / "episode.json").read_text()) if (bag / "episode.json").is_file() else {}
+            meta = read_metadata(bag)
             if "seed" not in meta:
                 raise ValueError(f"{bag}: episode.json has no 'seed'; only simulator episodes replay in the simulator")
             ep = synchronise(read_streams(bag, BagTopics(arm_id=arm_id), cfg), cfg, where=str(bag))
@@ -84,7 +84,7 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
 
 def replay_in_sim(
     episodes: list[ReplayEpisode],
-    chunk_size: int = 30,
+    chunk_size: int | None = None,
     mode: str = "chunk",
     settle_s: float = 1.0,
     image_size: tuple[int, int] = (64, 48),
@@ -92,7 +92,9 @@ def replay_in_sim(
     workers: int = 0,
 ) -> list[ReplayRow]:
     """Replay every episode in its own scene; success as sim-eval judges it (at any time during the replay).
+    `chunk_size` labels are handed to the executor per control period (default: the demo preset's chunk).
     Episodes run in `workers` processes (0: one per core)."""
+    chunk_size = preset_chunk_size() if chunk_size is None else chunk_size
     return run_jobs(
         PandaTable,
         (image_size,),

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ccol_policy.bags import read_metadata
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
-from ccol_policy.policy import CCoLPolicy
+from ccol_policy.policy import CCoLPolicy, resolve_device
 from ccol_sim.env import DEFAULT_LAYOUT, OBJECTS, TASK_OBJECT, TASKS, UNNAMED_LAYOUT, PandaTable
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import TCP_FLOOR_Z
@@ -189,8 +190,7 @@ def rollout(
 def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """`eval_bag.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
     image size (H, W), each noun's objects as one region."""
-    meta_file = Path(bag) / "episode.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta = read_metadata(bag)
     if "seed" not in meta:
         raise ValueError(f"{bag}: episode.json has no 'seed'; object regions exist for simulator bags only")
     env = PandaTable(render_size=(size[1], size[0]))
@@ -268,7 +268,7 @@ def sim_eval(
         for t in tasks
         for i in range(episodes)
     ]
-    if device not in ("cpu", "auto") or (device == "auto" and torch.cuda.is_available()):
+    if resolve_device(device).type != "cpu":
         workers = 1  # one GPU context, batch-1 inference is fast enough
     rollouts = run_jobs(
         EvalWorker,
