@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bag_factory import make_bag
 
 from ccol_policy.bags import BagTopics
-from ccol_policy.evaluation import evaluate
+from ccol_policy.eval_bag import evaluate
 
 
 def peak_mb() -> float:

@@ -23,5 +23,8 @@ setup(
         "console_scripts": [
             "sim_node = ccol_sim.sim_node:main",
         ],
+        "ccol.commands": [  # ccol demo, sim-eval, ablate, sim-record; replay in the simulator (ccol_policy.cli)
+            "sim = ccol_sim.cli:register",
+        ],
     },
 )

@@ -26,9 +26,9 @@ from ccol_policy.bags import BagTopics, SyncConfig
 from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.dataset_builder import build_dataset
 from ccol_policy.training import train
-from ccol_sim.evaluate import sim_eval
 from ccol_sim.recording import record_demonstrations
 from ccol_sim.reference import ReferenceConfig, run_reference
+from ccol_sim.sim_eval import sim_eval
 
 log = logging.getLogger("learning_curve")
 

@@ -7,9 +7,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 
-from ccol_policy.config import ABLATIONS, load_config, parse_overrides, presets_dir, resolve_preset
+from ccol_policy.config import (
+    ABLATIONS,
+    CCoLConfig,
+    config_from_dict,
+    load_config,
+    parse_overrides,
+    presets_dir,
+    resolve_preset,
+)
 from ccol_policy.data import (
     DatasetError,
     EpisodeDataset,
@@ -88,37 +95,12 @@ def test_start_indices_are_each_episodes_first_steps(tmp_path: Path) -> None:
     assert [ds.index[i] for i in ds.start_indices(10, stride=5)] == [(0, 0), (0, 5), (1, 0)]
 
 
-def test_relative_joints_are_offsets_from_the_chunks_first_state(tmp_path: Path) -> None:
-    _episode(tmp_path / "episode_0000.hdf5", t=12)
-    infos = scan_episodes([tmp_path])
-    stats = compute_norm_stats(infos)
-    args = dict(stats=stats, chunk_size=5, cameras=["color"], instructions=["lift the pen"])
-    absolute, relative = EpisodeDataset(infos, **args), EpisodeDataset(infos, **args, relative_joints=7)
-    with h5py.File(infos[0].path) as f:
-        qpos, action = f["observations/qpos"][()], f["action"][()]
-    s = relative[4]
-    # the arm's 7 joints: label minus the measured joints at step 4, in action-std units; the gripper absolute
-    rel = s["actions"].numpy() * stats.action_std
-    np.testing.assert_allclose(rel[:, :7], action[4:9, :7] - qpos[4, :7], rtol=1e-5, atol=1e-3)
-    torch.testing.assert_close(s["actions"][:, 7], absolute[4]["actions"][:, 7])
-    torch.testing.assert_close(s["actions"] + s["anchor"], absolute[4]["actions"])  # the anchor undoes it
-    assert not absolute[4]["anchor"].any()
-
-
-def test_qpos_augmentation_touches_the_input_only(tmp_path: Path) -> None:
-    _episode(tmp_path / "episode_0000.hdf5", t=12)
-    infos = scan_episodes([tmp_path])
-    stats = compute_norm_stats(infos)
-    args = dict(stats=stats, chunk_size=5, cameras=["color"], instructions=["lift the pen"])
-    clean = EpisodeDataset(infos, **args)
-    torch.manual_seed(0)
-    noisy = EpisodeDataset(infos, **args, qpos_noise=0.1)
-    diff = torch.stack([noisy[i]["qpos"] - clean[i]["qpos"] for i in range(12)])
-    assert 0.05 < diff.std() < 0.15  # N(0, 0.1) in normalised units
-    torch.testing.assert_close(noisy[3]["actions"], clean[3]["actions"])  # labels untouched
-    dropped = EpisodeDataset(infos, **args, qpos_dropout=0.5)
-    zeroed = [bool((dropped[i % 12]["qpos"] == 0).all()) for i in range(200)]
-    assert 60 < sum(zeroed) < 140  # about half the samples lose their qpos (the normalised mean)
+def test_removed_experiment_keys_load_when_off_and_are_refused_when_on() -> None:
+    # configs and checkpoints written before the knobs were removed still load
+    cfg = config_from_dict({"model": {"relative_joints": 0}, "data": {"qpos_noise": 0.0, "qpos_dropout": 0}})
+    assert cfg == CCoLConfig()
+    with pytest.raises(ValueError, match="model.relative_joints=7 was a rejected experiment"):
+        config_from_dict({"model": {"relative_joints": 7}})
 
 
 def test_bad_datasets_are_rejected_with_reasons(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from bag_factory import make_bag, trajectory
 
 from ccol_policy.bags import BagError, BagTopics
 from ccol_policy.cli import main
-from ccol_policy.evaluation import evaluate, evaluate_bag, summarise, word_roles
+from ccol_policy.eval_bag import evaluate, evaluate_bag, summarise, word_roles
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy
 from ccol_policy.training import train

@@ -14,7 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("mujoco", reason="mujoco not installed")
 
 from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
-from ccol_sim.evaluate import attention_summary, rollout, wilson_interval
+from ccol_sim.sim_eval import attention_summary, rollout, wilson_interval
 from ccol_sim.teacher import demonstrate
 
 
@@ -68,7 +68,7 @@ def test_paper_layout_keeps_every_object_near_its_usual_place(env: PandaTable) -
 
 def test_went_for_its_object_tells_the_instructed_object_from_another(env: PandaTable) -> None:
     from ccol_policy.control import ClosedLoopExecutor
-    from ccol_sim.evaluate import run_episode, went_for_its_object
+    from ccol_sim.sim_eval import run_episode, went_for_its_object
     from ccol_sim.teacher import plan
 
     seed = 105
@@ -414,49 +414,6 @@ def test_teacher_aimed_off_corrects_above_the_object_and_still_succeeds(env: Pan
         assert env.success(task), task
 
 
-def test_corrective_demonstrations_start_beside_an_object_and_replay_from_there(
-    env: PandaTable, tmp_path: Path
-) -> None:
-    import h5py
-
-    from ccol_policy.bags import BagTopics, SyncConfig
-    from ccol_policy.dataset_builder import build_dataset
-    from ccol_sim.env import OBJECTS
-    from ccol_sim.recording import record_demonstrations
-    from ccol_sim.replay import load_replay_episodes, replay_in_sim
-    from ccol_sim.scene import READY
-    from ccol_sim.teacher import recovery_start
-
-    for seed in range(5):
-        env.reset(seed)
-        q = recovery_start(env, seed)
-        env.reset(seed, arm_start=q)
-        np.testing.assert_allclose(env.joints(), q, atol=0.02)  # the arm is held there, not pulled home
-        hand = env.ee_pos()
-        beside = min(np.linalg.norm(hand[:2] - env.body_pos(o)[:2]) for o in OBJECTS)
-        assert beside < 0.105 and 0.095 < hand[2] < 0.205, (seed, hand, beside)
-        assert np.abs(q - READY).max() > 0.2  # not the ready pose
-        assert not any(env.success(t) for t in TASKS)
-
-    rows = record_demonstrations(tmp_path / "bags", 0, seed=0, image_size=(64, 48), progress=False, recovery_per_task=1)
-    assert [r.task for r in rows] == list(TASKS) and all(r.success for r in rows)
-    metas = [json.loads((Path(r.path) / "episode.json").read_text()) for r in rows]
-    assert all(m["start_joints"] == metas[0]["start_joints"] for m in metas)  # one start, every instruction
-    build_dataset(
-        [tmp_path / "bags"],
-        tmp_path / "ds",
-        BagTopics(arm_id="panda"),
-        SyncConfig(control_rate_hz=30.0, image_width=32, image_height=32),
-        progress=False,
-    )
-    with h5py.File(sorted((tmp_path / "ds").glob("*.hdf5"))[0], "r") as f:
-        start = f.attrs["start_joints"]
-        np.testing.assert_allclose(f["observations/qpos"][0, :7], start, atol=0.02)  # recorded from there
-    episodes = load_replay_episodes([tmp_path / "ds"])
-    np.testing.assert_allclose(episodes[0].start_joints, metas[0]["start_joints"])
-    assert all(r.success for r in replay_in_sim(episodes, workers=1, progress=False))
-
-
 def test_eval_bag_measures_noun_attention_on_simulator_bags(synthetic_dir: Path, tmp_path: Path) -> None:
     from ccol_policy.cli import main
     from ccol_policy.training import train
@@ -521,8 +478,8 @@ def test_franka_kinematics_match_the_simulated_arm_and_the_floor_keeps_a_low_pol
 ) -> None:
     from ccol_policy.control import ClosedLoopExecutor
     from ccol_policy.kinematics import joint_frames, tcp_jacobian
-    from ccol_sim.evaluate import run_episode
     from ccol_sim.scene import SIM_TO_REAL
+    from ccol_sim.sim_eval import run_episode
     from ccol_sim.teacher import TCP_FLOOR_Z, plan
 
     seed, task = 101, "place the cubes"

@@ -16,7 +16,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from ccol_bringup import config_file, package_share
-from ccol_policy.robots import profile_for
+from ccol_policy.robots import SIM_HAND_TCP_TO_TIP_M, profile_for
 
 ARGS = {
     "instruction": ("", "task in words, e.g. 'lift the pen'"),
@@ -78,9 +78,7 @@ def _setup(context):
         "fingertip_floor": arg["fingertip_floor"].lower() == "true",
     }
     if use_sim:
-        from ccol_sim.teacher import TIP
-
-        overrides["tcp_to_fingertip_m"] = TIP  # the simulated hand's fingers are longer than the Franka Hand's
+        overrides["tcp_to_fingertip_m"] = SIM_HAND_TCP_TO_TIP_M  # the simulated hand's fingers are longer
     actions.append(
         Node(
             package="ccol_policy",

@@ -130,6 +130,16 @@ def open_reader(bag_dir: Path):  # noqa: ANN201 - rosbags AnyReader
     return reader
 
 
+METADATA_FILE = "episode.json"  # beside an episode bag's metadata.yaml, written by ccol_teleop.episodes
+
+
+def read_metadata(bag_dir: str | Path) -> dict[str, Any]:
+    """An episode bag's episode.json (instruction, success, arm_id, topics; a simulator bag's seed and layout),
+    the one reader of the file; {} for a bag without one (plain `ros2 bag record`)."""
+    path = Path(bag_dir) / METADATA_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def read_streams(bag_dir: Path, topics: BagTopics, cfg: SyncConfig) -> Streams:
     """Pass 1: joint states, gripper, image stamps and the instruction."""
     reader = open_reader(bag_dir)
@@ -186,8 +196,7 @@ def read_streams(bag_dir: Path, topics: BagTopics, cfg: SyncConfig) -> Streams:
         ) from exc
     finally:
         reader.close()
-    meta_path = Path(bag_dir) / "episode.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_metadata(bag_dir)
     if instruction is None:
         instruction = meta.get("instruction")
     return Streams(

@@ -1,4 +1,4 @@
-"""`ccol`: the offline verbs of the stack (train, build-dataset, eval-bag, sim-eval, demo, ...)."""
+"""`ccol`: the offline verbs of the stack (train, build-dataset, eval-bag, ...; sim-eval, demo, ... from ccol_sim)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ import argparse
 import json
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 log = logging.getLogger("ccol")
+
+# Other packages add verbs here: an entry point in this group names a function `register(subparsers)` that adds
+# its sub-commands and may fill the hooks of the verbs below (None without it): `replay_in_sim(args)` (replay
+# without --robot), `check_episodes(paths, progress)` (after build-dataset), `scene_regions` (eval-bag --sim-scene).
+# ccol_sim registers its commands so; this package never imports it.
+COMMANDS_GROUP = "ccol.commands"
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -52,118 +59,25 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
-APPROACH_HELP = "the teacher aims its first approach this far off (cm, std per axis) and corrects above the object"
-LAYOUT_HELP = "scene layout: 'paper' (every object at its usual place +-3 cm, as the paper's real robot) or 'wide'"
-RECOVERY_HELP = "more scenes per task demonstrated from a hand hovering near an object (corrective demonstrations)"
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from ccol_sim.pipeline import run_sim_demo
-
-    run_sim_demo(
-        Path(args.out),
-        episodes_per_task=args.episodes_per_task,
-        recovery_per_task=args.recovery_per_task,
-        approach_error=args.approach_error_cm / 100,
-        eval_episodes=args.eval_episodes,
-        steps=args.steps,
-        compare_act=args.compare_act,
-        seed=args.seed,
-        layout=args.layout,
-    )
-    return 0
-
-
 def cmd_synthetic_demo(args: argparse.Namespace) -> int:
-    from ccol_policy.demo import run_demo
+    from ccol_policy.synthetic_demo import run_demo
 
     run_demo(Path(args.out), steps=args.steps, episodes_per_task=args.episodes_per_task, ablation=args.ablation)
     return 0
 
 
-def cmd_sim_eval(args: argparse.Namespace) -> int:
-    from ccol_sim.evaluate import plot_success, sim_eval, table
-
-    tasks = args.instruction or None
-    report = sim_eval(
-        args.checkpoint,
-        args.out,
-        tasks=tasks,
-        episodes=args.episodes,
-        seed=args.seed,
-        device=args.device,
-        max_seconds=args.max_seconds,
-        videos=args.videos,
-        progress=not args.no_progress,
-        workers=args.workers,
-        attention=args.attention,
-        tcp_floor=not args.no_tcp_floor,
-        layout=args.layout,
-    )
-    plot_success({"policy": report}, Path(args.out) / "success.png")
-    log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
-    return 0
-
-
-def cmd_ablate(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from ccol_sim.ablate import BUDGETS, run_ablation
-
-    budget = BUDGETS[args.budget]
-    for key in ("steps", "episodes", "seeds", "device"):
-        if getattr(args, key) is not None:
-            budget = replace(budget, **{key: getattr(args, key)})
-    run_ablation(
-        args.data,
-        args.out,
-        budget,
-        variants=args.variants.split(",") if args.variants else None,
-        config=args.config,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
-    log.info("table: %s, figure: %s", Path(args.out) / "ablation.md", Path(args.out) / "fig3_shoulder.png")
-    return 0
-
-
-def cmd_sim_record(args: argparse.Namespace) -> int:
-    from ccol_sim.recording import record_demonstrations
-
-    rows = record_demonstrations(
-        args.out,
-        args.episodes_per_task,
-        seed=args.seed,
-        progress=not args.no_progress,
-        workers=args.workers,
-        recovery_per_task=args.recovery_per_task,
-        approach_error=args.approach_error_cm / 100,
-        layout=args.layout,
-    )
-    log.info(
-        "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
-    )
-    return 0
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
+    from ccol_policy.config import preset_chunk_size
+
+    if args.chunk is None:
+        args.chunk = preset_chunk_size()
     if args.robot:
         from ccol_policy.replay_node import replay_on_robot
 
         return replay_on_robot(args)
-    from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
-
-    episodes = load_replay_episodes(args.episodes, rate_hz=args.rate, arm_id=args.arm_id)
-    rows = replay_in_sim(
-        episodes, chunk_size=args.chunk, mode=args.execution_mode, progress=not args.no_progress, workers=args.workers
-    )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(
-            json.dumps({**replay_summary(rows), "episodes_detail": [r.__dict__ for r in rows]}, indent=1)
-        )
-    log.info("open-loop replay of the recorded labels in their scenes:\n%s", replay_table(rows))
-    return 0
+    if args.replay_in_sim is None:
+        raise ValueError("replay in the simulator needs the ccol_sim package (pip install -e ccol_sim); or use --robot")
+    return args.replay_in_sim(args)
 
 
 def _add_bag_args(p: argparse.ArgumentParser) -> None:
@@ -227,11 +141,8 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     )
     log.info("build-dataset summary:\n%s", summary_table(rows))
     ok = [Path(args.out) / r.output for r in rows if r.status == "ok"]
-    if ok and all(_sim_episode(p) for p in ok):  # simulator data: check the labels in their scenes
-        from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_table
-
-        replay = replay_in_sim(load_replay_episodes(ok), progress=not args.no_progress)
-        log.info("replay of the new episodes' labels in their scenes (ccol replay):\n%s", replay_table(replay))
+    if ok and args.check_episodes is not None:  # the simulator's: labels of simulator episodes in their scenes
+        args.check_episodes(ok, progress=not args.no_progress)
     return 0 if ok else 1
 
 
@@ -277,16 +188,9 @@ def cmd_export_lerobot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sim_episode(path: Path) -> bool:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return bool(f.attrs.get("sim", False)) and "seed" in f.attrs
-
-
 def cmd_eval_bag(args: argparse.Namespace) -> int:
     from ccol_policy.bags import find_bags
-    from ccol_policy.evaluation import comparison_table, evaluate
+    from ccol_policy.eval_bag import comparison_table, evaluate
 
     checkpoints: dict[str, str] = {}
     for item in args.checkpoint:
@@ -296,7 +200,9 @@ def cmd_eval_bag(args: argparse.Namespace) -> int:
     topics, _ = _bag_config(args)
     regions = None
     if args.sim_scene:
-        from ccol_sim.evaluate import scene_regions as regions
+        if args.scene_regions is None:
+            raise ValueError("--sim-scene needs the ccol_sim package (pip install -e ccol_sim)")
+        regions = args.scene_regions
     report = evaluate(
         checkpoints,
         find_bags(args.bags),
@@ -351,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-failures", action="store_true", help="keep episodes marked unsuccessful")
     p.add_argument("--no-progress", action="store_true")
     _add_bag_args(p)
-    p.set_defaults(func=cmd_build_dataset)
+    p.set_defaults(func=cmd_build_dataset, check_episodes=None)
 
     p = sub.add_parser(
         "export-lerobot",
@@ -386,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true")
     _add_bag_args(p)
-    p.set_defaults(func=cmd_eval_bag)
+    p.set_defaults(func=cmd_eval_bag, scene_regions=None)
 
     p = sub.add_parser("make-synthetic", help="write the synthetic three-task data set")
     p.add_argument("--out", required=True)
@@ -395,71 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64)
     p.set_defaults(func=cmd_make_synthetic)
 
-    p = sub.add_parser(
-        "demo",
-        help="the embedded default job in the simulator: scripted demonstrations -> bags -> "
-        "dataset -> training -> closed-loop evaluation",
-    )
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the small_cpu preset's)")
-    p.add_argument("--episodes-per-task", type=int, default=40, help="scripted demonstrations per task")
-    p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
-    p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
-    p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP)
-    p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
-    p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_demo)
-
     p = sub.add_parser("synthetic-demo", help="the same loop on 2-D synthetic data without MuJoCo (minutes)")
     p.add_argument("--out", default="runs/synthetic_demo")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--episodes-per-task", type=int, default=10)
     p.add_argument("--ablation", default=None)
     p.set_defaults(func=cmd_synthetic_demo)
-
-    p = sub.add_parser("sim-eval", help="closed-loop rollouts of a checkpoint in the simulator")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--instruction", action="append", default=[], help="task(s) to run (default: all it was trained on)")
-    p.add_argument("--episodes", type=int, default=10, help="episodes per task")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/sim_eval")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--max-seconds", type=float, default=12.0)
-    p.add_argument("--videos", type=int, default=0, help="GIFs of the first N episodes per task")
-    p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP + " (the demonstrations')")
-    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
-    p.add_argument("--attention", action="store_true", help="measure where each noun's CSA attention falls (per phase)")
-    p.add_argument(
-        "--no-tcp-floor", action="store_true", help="let targets put the fingertips into the table (no table_z floor)"
-    )
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_sim_eval)
-
-    p = sub.add_parser("ablate", help="paper Table 4 in the simulator: train + sim-eval every variant")
-    p.add_argument("data", nargs="+", help="dataset directories of *.hdf5 episodes (e.g. runs/demo/dataset)")
-    p.add_argument("--out", default="runs/ablate")
-    p.add_argument("--budget", choices=["cpu", "gpu"], default="cpu", help="steps/episodes/seeds preset")
-    p.add_argument("--variants", default=None, help="comma-separated (default: all Table 4 variants)")
-    p.add_argument("--config", default="small_cpu", help="preset every variant starts from")
-    p.add_argument("--steps", type=int, default=None, help="override the budget's training steps")
-    p.add_argument("--episodes", type=int, default=None, help="override the budget's episodes per task")
-    p.add_argument("--seeds", type=int, default=None, help="override the budget's number of seeds")
-    p.add_argument("--device", default=None, help="override the budget's device")
-    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_ablate)
-
-    p = sub.add_parser("sim-record", help="scripted demonstrations in the simulator, written as episode bags")
-    p.add_argument("--out", required=True)
-    p.add_argument("--episodes-per-task", type=int, default=20)
-    p.add_argument("--recovery-per-task", type=int, default=0, help=RECOVERY_HELP)
-    p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
-    p.add_argument("--layout", choices=["paper", "wide"], default="paper", help=LAYOUT_HELP)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_sim_record)
 
     p = sub.add_parser(
         "replay",
@@ -469,7 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("episodes", nargs="+", help="HDF5 episodes, dataset directories or episode bags")
     p.add_argument("--rate", type=float, default=30.0, help="control rate for bags (HDF5 carry their own)")
     p.add_argument("--arm-id", default="panda", help="joint names in bags; on the robot: the arm (fr3, panda)")
-    p.add_argument("--chunk", type=int, default=30, help="labels handed to the executor per control period")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="labels handed to the executor per control period (default: the small_cpu preset's chunk_size)",
+    )
     p.add_argument("--execution-mode", default="chunk", choices=["chunk", "ensemble"])
     p.add_argument("--out", default="", help="write the per-episode results as JSON")
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
@@ -482,11 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-fingertip-floor", action="store_true", help="with --robot: let targets reach below table_z")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_replay)
+    p.set_defaults(func=cmd_replay, replay_in_sim=None)
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("checkpoint")
     p.set_defaults(func=cmd_info)
+
+    for entry in entry_points(group=COMMANDS_GROUP):  # the simulator's verbs (ccol_sim/setup.py)
+        entry.load()(sub)
     return parser
 
 

@@ -89,8 +89,6 @@ class ModelConfig:
     proprio_layers: int = 4
     fusion_layers: int = 4  # CSA blocks (or self-attention encoder layers without CSA)
     decoder_layers: int = 1
-    relative_joints: int = 0  # the first n action dims (the arm's joints) are predicted as offsets from the same
-    # qpos dims at the chunk's first step, the rest (gripper) as positions; 0: absolute joint positions (paper)
     use_mcc: bool = True  # multimodal continuous co-learning: the latent NeuralODE (Table 4: "w/o MCC")
     use_csa: bool = True  # cross-modal semantic-physical alignment (Table 4: "w/o CSA")
     csa_mode: str = "attention"  # "attention" or "avgpool" (Table 4: "w CSA_no att")
@@ -115,8 +113,6 @@ class DataConfig:
     val_fraction: float = 0.1  # fraction of episodes held out (split by episode, seeded)
     num_workers: int = 2
     cache_images: bool = False  # decode every image once into shared memory (small data sets)
-    qpos_noise: float = 0.0  # training augmentation: Gaussian noise on the qpos input (std, normalised units)
-    qpos_dropout: float = 0.0  # training augmentation: probability that a sample's qpos input is zeroed (the mean)
     default_instruction: str | None = None  # for episodes without one (e.g. plain ACT/ALOHA episodes)
 
 
@@ -174,10 +170,6 @@ class CCoLConfig:
             (m.csa_mode in ("attention", "avgpool"), "model.csa_mode must be 'attention' or 'avgpool'"),
             (m.hidden_dim % m.num_heads == 0, "model.hidden_dim must be divisible by model.num_heads"),
             (m.chunk_size >= 1, "model.chunk_size must be >= 1"),
-            (
-                0 <= m.relative_joints <= min(m.state_dim, m.action_dim),
-                "model.relative_joints must be between 0 and min(model.state_dim, model.action_dim)",
-            ),
             (m.ode.time_points >= 2, "model.ode.time_points must be >= 2"),
             (m.ode.step > 0, "model.ode.step must be > 0"),
             (self.loss.recon in ("l1", "l2"), "loss.recon must be 'l1' or 'l2'"),
@@ -192,8 +184,6 @@ class CCoLConfig:
                 "vision.image_size must be a multiple of patch_size",
             ),
             (0.0 <= self.data.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
-            (self.data.qpos_noise >= 0, "data.qpos_noise must be >= 0"),
-            (0.0 <= self.data.qpos_dropout < 1.0, "data.qpos_dropout must be in [0, 1)"),
             (self.vision.stem in ("patch", "conv"), "vision.stem must be 'patch' or 'conv'"),
             (
                 self.vision.stem == "patch" or (self.vision.patch_size & (self.vision.patch_size - 1)) == 0,
@@ -299,8 +289,30 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# Experiment knobs that were tried and removed, with the value that meant "off": configs and checkpoints written
+# before their removal carry them and still load at that value; any other value names what to do.
+RETIRED: dict[tuple[str, str], Any] = {
+    ("model", "relative_joints"): 0,
+    ("data", "qpos_noise"): 0.0,
+    ("data", "qpos_dropout"): 0.0,
+}
+
+
+def _drop_retired(data: dict[str, Any]) -> dict[str, Any]:
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for (section, key), off in RETIRED.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            value = data[section].pop(key)
+            if value != off:
+                raise ValueError(
+                    f"config key {section}.{key}={value!r} was a rejected experiment and has been removed; "
+                    f"only {off!r} (off) is accepted: drop the key, or use a ccol release from before its removal"
+                )
+    return data
+
+
 def config_from_dict(data: dict[str, Any]) -> CCoLConfig:
-    cfg = _from_dict(CCoLConfig, data, "")
+    cfg = _from_dict(CCoLConfig, _drop_retired(data), "")
     cfg.validate()
     return cfg
 
@@ -342,6 +354,14 @@ def presets_dir() -> Path:
         return Path(get_package_share_directory("ccol_policy")) / "models"
     except Exception as exc:
         raise FileNotFoundError("cannot find the models/ preset folder; pass a YAML path instead") from exc
+
+
+DEMO_PRESET = "small_cpu"  # the simulator demo's policy; `ccol replay` hands labels over in its chunks
+
+
+def preset_chunk_size(name: str = DEMO_PRESET) -> int:
+    """A preset's action chunk length (model.chunk_size)."""
+    return load_config(resolve_preset(name)).model.chunk_size
 
 
 def resolve_preset(name_or_path: str) -> Path:

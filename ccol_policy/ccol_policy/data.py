@@ -195,15 +195,6 @@ class NormStats:
     def denormalise_action(self, a: np.ndarray) -> np.ndarray:
         return a * self.action_std + self.action_mean
 
-    def action_anchor(self, qpos: np.ndarray, relative_joints: int) -> np.ndarray:
-        """Where a relative chunk's zero lies in normalised action units: qpos (..., S) in robot units ->
-        (..., A), the first `relative_joints` dims of qpos normalised as actions, 0 elsewhere. A model's
-        normalised output plus the anchor is the normalised absolute action; with 0 relative joints it is 0."""
-        anchor = np.zeros((*np.shape(qpos)[:-1], len(self.action_mean)), np.float32)
-        n = relative_joints
-        anchor[..., :n] = (np.asarray(qpos)[..., :n] - self.action_mean[:n]) / self.action_std[:n]
-        return anchor
-
 
 def dataset_hash(infos: list[EpisodeInfo]) -> str:
     """Identity of a set of episode files (names, sizes, modification times)."""
@@ -280,15 +271,10 @@ class EpisodeDataset(Dataset):
         instructions: list[str],
         use_depth: bool = False,
         cache_images: bool = False,
-        qpos_noise: float = 0.0,
-        qpos_dropout: float = 0.0,
         latent_offsets: list[int] | tuple[int, ...] = (),
-        relative_joints: int = 0,
     ) -> None:
         self.infos = infos
         self.latent_offsets = tuple(latent_offsets)
-        self.qpos_noise = qpos_noise
-        self.qpos_dropout = qpos_dropout
         self.stats = stats
         self.k = chunk_size
         self.cameras = cameras
@@ -297,13 +283,10 @@ class EpisodeDataset(Dataset):
         self.index = [(e, t) for e, info in enumerate(infos) for t in range(info.length)]
         self._qpos: list[np.ndarray] = []
         self._action: list[np.ndarray] = []
-        self._anchor: list[np.ndarray] = []  # (T, A): zero of a relative chunk starting at each step
         self._images: list[dict[str, np.ndarray]] | None = [] if cache_images else None
         for info in infos:
             with h5py.File(info.path, "r") as f:
-                raw_qpos = f["observations/qpos"][()]
-                self._qpos.append(stats.normalise_qpos(raw_qpos).astype(np.float32))
-                self._anchor.append(stats.action_anchor(raw_qpos, relative_joints))
+                self._qpos.append(stats.normalise_qpos(f["observations/qpos"][()]).astype(np.float32))
                 self._action.append(stats.normalise_action(f["action"][()]).astype(np.float32))
                 if self._images is not None:
                     self._images.append({c: f[f"observations/images/{c}"][()] for c in cameras})
@@ -322,8 +305,8 @@ class EpisodeDataset(Dataset):
         return self._files[e]
 
     def _chunk(self, e: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Action chunk (k, A) from step t, relative to the anchor of step t, and its padding mask (k,)."""
-        actions = self._action[e][t : t + self.k] - self._anchor[e][t]
+        """Action chunk (k, A) from step t and its padding mask (k,)."""
+        actions = self._action[e][t : t + self.k]
         n = len(actions)
         is_pad = np.zeros(self.k, dtype=bool)
         if n < self.k:  # past the episode end: repeat the last action and mask it out of the loss
@@ -339,17 +322,11 @@ class EpisodeDataset(Dataset):
         else:
             f = self._file(e)
             frames = [f[f"observations/images/{c}"][t] for c in self.cameras]
-        qpos = torch.from_numpy(self._qpos[e][t])
-        if self.qpos_noise > 0:
-            qpos = qpos + self.qpos_noise * torch.randn_like(qpos)
-        if self.qpos_dropout > 0 and torch.rand(()) < self.qpos_dropout:
-            qpos = torch.zeros_like(qpos)
         sample = {
             "images": torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(),  # (n_cam, 3, H, W)
-            "qpos": qpos,
+            "qpos": torch.from_numpy(self._qpos[e][t]),
             "actions": torch.from_numpy(actions),
             "is_pad": torch.from_numpy(is_pad),
-            "anchor": torch.from_numpy(self._anchor[e][t]),  # (A,) normalised absolute = actions + anchor
             "instruction": torch.tensor(self.instruction_ids[self.infos[e].instruction]),
         }
         if self.latent_offsets:  # proprioception at the ODE grid's later times (E_disc), clamped to the episode

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from ccol_policy.bags import (
     SyncConfig,
     find_bags,
     iter_images,
+    read_metadata,
     read_streams,
     resize,
     synchronise,
@@ -70,11 +70,6 @@ def convert_bag(bag: Path, out_path: Path, topics: BagTopics, cfg: SyncConfig, i
         gripper_label=ep.gripper_label,
         **({"seed": int(streams.metadata["seed"])} if "seed" in streams.metadata else {}),
         **({"layout": str(streams.metadata["layout"])} if "layout" in streams.metadata else {}),
-        **(  # a simulator demonstration's start other than the ready pose: replay restores it
-            {"start_joints": np.asarray(streams.metadata["start_joints"], np.float64)}
-            if "start_joints" in streams.metadata
-            else {}
-        ),
     )
     return BuildRow(
         str(bag),
@@ -110,11 +105,9 @@ def build_dataset(
 
         iterator = tqdm(bags, desc="build-dataset", unit="bag")
     for bag in iterator:
-        meta_path = bag / "episode.json"
-        if not include_failures and meta_path.is_file():
-            if not json.loads(meta_path.read_text()).get("success", True):
-                rows.append(BuildRow(str(bag), "skipped", reason="marked unsuccessful (use --include-failures)"))
-                continue
+        if not include_failures and not read_metadata(bag).get("success", True):
+            rows.append(BuildRow(str(bag), "skipped", reason="marked unsuccessful (use --include-failures)"))
+            continue
         target = out / f"episode_{start + sum(r.status == 'ok' for r in rows):04d}.hdf5"
         try:
             rows.append(convert_bag(bag, target, topics, cfg, instruction))

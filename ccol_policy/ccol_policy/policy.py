@@ -25,6 +25,8 @@ class ObservationError(ValueError):
 
 
 def resolve_device(device: str) -> torch.device:
+    """'auto': CUDA when available, else the CPU; otherwise the named device, which must exist. The one place
+    (policy, training, sim-eval) that turns a --device/device:= string into a torch.device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -132,9 +134,7 @@ class CCoLPolicy:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             out = self.model(frames, q, self._lang, self._lang_pad, depth=depth_t, need_weights=need_attention)
         self.last_attention = out.attention
-        # relative joints: the network's offsets from the measured state, back to positions (as in training)
-        anchor = torch.from_numpy(self.ckpt.stats.action_anchor(np.asarray(qpos), self.cfg.model.relative_joints))
-        chunk = (out.actions[0].float() + anchor.to(self.device)) * self._act_std + self._act_mean
+        chunk = out.actions[0].float() * self._act_std + self._act_mean
         return chunk.cpu().numpy()
 
     def describe(self) -> dict[str, Any]:

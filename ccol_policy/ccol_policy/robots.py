@@ -84,3 +84,10 @@ def franka_launch_robot_argument(franka_ros2_version: str) -> str:
             "update franka_ros2"
         )
     return "arm_id"
+
+
+# The ccol_sim MuJoCo Panda's hand (gymnasium-robotics' Panda MJCF): its end-effector site is the arm's TCP (within
+# 0.3 mm of Franka's hand_tcp); its fingers are longer than the Franka Hand's. Used by the simulator's teacher and
+# by policy.launch.py use_sim:=true (policy_node's tcp_to_fingertip_m).
+SIM_HAND_TCP_TO_PAD_M = 0.03  # TCP to the middle of the finger pads (m)
+SIM_HAND_TCP_TO_TIP_M = 0.05  # TCP to the fingertips (m)

@@ -45,6 +45,7 @@ from ccol_policy.losses import ccol_loss
 from ccol_policy.metrics import mean_smoothness, per_joint_l1
 from ccol_policy.model import CCoL, InstructionEncoder
 from ccol_policy.model.text import build_vocab
+from ccol_policy.policy import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,9 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.dist = init_distributed(device)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cuda" and self.dist.world > 1:
-            device = f"cuda:{self.dist.local_rank}"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.device.index is None and self.dist.world > 1:
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.out = Path(out_dir)
         self.progress = progress and self.dist.main
         self.cfg = cfg
@@ -197,16 +196,9 @@ class Trainer:
             instructions=self.instructions,
             use_depth=cfg.vision.use_depth,
             cache_images=cfg.data.cache_images,
-            relative_joints=cfg.model.relative_joints,
         )
         offsets = cfg.model.ode.grid_offsets() if cfg.model.use_mcc else ()  # E_disc's steps (logged if weight 0)
-        self.train_set = EpisodeDataset(
-            train_infos,
-            **ds_args,
-            qpos_noise=cfg.data.qpos_noise,
-            qpos_dropout=cfg.data.qpos_dropout,
-            latent_offsets=offsets,
-        )
+        self.train_set = EpisodeDataset(train_infos, **ds_args, latent_offsets=offsets)
         self.val_set = EpisodeDataset(val_infos, **ds_args, latent_offsets=offsets) if val_infos else None
 
         # --- model ---
@@ -416,9 +408,8 @@ class Trainer:
             out = self._forward(self.model, batch, None)  # not the DDP wrapper: rank 0 validates alone
             if with_disc and "future_qpos" in batch:
                 disc.append(float(self._forward(self.model, batch, None, posterior=True).disc_penalty))
-            anchor = batch["anchor"].unsqueeze(1)  # (B, 1, A): relative chunks back to joint positions
-            preds.append(self.stats.denormalise_action((out.actions.float() + anchor).cpu().numpy()))
-            targets.append(self.stats.denormalise_action((batch["actions"] + anchor).cpu().numpy()))
+            preds.append(self.stats.denormalise_action(out.actions.float().cpu().numpy()))
+            targets.append(self.stats.denormalise_action(batch["actions"].cpu().numpy()))
             valid.append(~batch["is_pad"].cpu().numpy())
         return np.concatenate(preds), np.concatenate(targets), np.concatenate(valid), disc
 

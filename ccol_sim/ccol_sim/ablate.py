@@ -17,7 +17,7 @@ import numpy as np
 
 from ccol_policy.config import ABLATIONS, load_config, resolve_preset
 from ccol_policy.training import train
-from ccol_sim.evaluate import EXECUTED_FILE, sim_eval, wilson_interval
+from ccol_sim.sim_eval import EXECUTED_FILE, sim_eval, wilson_interval
 
 log = logging.getLogger(__name__)
 

@@ -103,9 +103,8 @@ class PandaTable:
         self.initial: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ state
-    def reset(self, seed: int, arm_start: np.ndarray | None = None, layout: str = DEFAULT_LAYOUT) -> Layout:
-        """The scene of `seed` in `layout` (`LAYOUTS`), the arm near the ready pose or, with `arm_start` (7 joints,
-        real convention), there."""
+    def reset(self, seed: int, layout: str = DEFAULT_LAYOUT) -> Layout:
+        """The scene of `seed` in `layout` (`LAYOUTS`), the arm near the ready pose."""
         rng = np.random.default_rng(seed)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
@@ -116,8 +115,6 @@ class PandaTable:
         self._set_free("blue_cube", [*lay.blue, CUBE], rng.uniform(-0.3, 0.3))
         m.site_pos[self.ids.zone][:2] = lay.zone
         q0 = READY + rng.normal(0, 0.03, 7)
-        if arm_start is not None:
-            q0 = np.asarray(arm_start, np.float64)
         d.qpos[self.ids.arm_qpos] = q0 - SIM_TO_REAL
         d.qpos[self.ids.finger_qpos] = MAX_WIDTH / 2
         self.command(q0, MAX_WIDTH)

@@ -17,10 +17,10 @@ from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.dataset_builder import build_dataset, summary_table
 from ccol_policy.training import train
 from ccol_sim.env import DEFAULT_LAYOUT
-from ccol_sim.evaluate import plot_success, sim_eval, table
 from ccol_sim.recording import record_demonstrations
 from ccol_sim.reference import ReferenceConfig, run_reference
 from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
+from ccol_sim.sim_eval import plot_success, sim_eval, table
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ REFERENCE = "reference (sim state)"
 def run_sim_demo(
     out: Path,
     episodes_per_task: int = 40,
-    recovery_per_task: int = 0,
     approach_error: float = 0.0,
     eval_episodes: int = 20,
     steps: int | None = None,
@@ -54,16 +53,11 @@ def run_sim_demo(
             import shutil
 
             shutil.rmtree(bags)
-        log.info(
-            "stage 1/4: recording %d scripted demonstrations per task in the simulator (%d corrective)",
-            episodes_per_task + recovery_per_task,
-            recovery_per_task,
-        )
+        log.info("stage 1/4: recording %d scripted demonstrations per task in the simulator", episodes_per_task)
         rows = record_demonstrations(
             bags,
             episodes_per_task,
             seed=seed,
-            recovery_per_task=recovery_per_task,
             approach_error=approach_error,
             layout=layout,
         )

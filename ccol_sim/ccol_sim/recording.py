@@ -14,7 +14,7 @@ from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_policy.robots import profile_for
 from ccol_sim.env import DEFAULT_LAYOUT, TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
-from ccol_sim.teacher import plan, recovery_start
+from ccol_sim.teacher import plan
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index
 
 log = logging.getLogger(__name__)
@@ -71,18 +71,13 @@ def record_episode(
     camera_rate_hz: float = 30.0,
     depth: bool = False,
     index: int | None = None,
-    recovery: bool = False,
     approach_error: float = 0.0,
     layout: str = DEFAULT_LAYOUT,
 ) -> DemoRow:
-    """One scripted demonstration as the episode bag `index` (default: the next free one) in out_dir; with
-    `recovery` a corrective one, from a hand hovering near an object (`teacher.recovery_start`); `approach_error`:
-    the teacher's first approach aimed that far off (m, std) and corrected above the object (`teacher.waypoints`)."""
+    """One scripted demonstration as the episode bag `index` (default: the next free one) in out_dir;
+    `approach_error`: the teacher's first approach aimed that far off (m, std) and corrected above the object
+    (`teacher.waypoints`)."""
     env.reset(seed, layout=layout)
-    start = None
-    if recovery:
-        start = recovery_start(env, seed)
-        env.reset(seed, arm_start=start, layout=layout)
     arm = arm_joint_names(arm_id)
     fingers = finger_joint_names(arm_id)
     profile = profile_for(arm_id)
@@ -103,7 +98,6 @@ def record_episode(
         "seed": seed,
         "layout": layout,
         **({"approach_error_m": approach_error} if approach_error > 0 else {}),
-        **({"start_joints": [float(x) for x in start]} if start is not None else {}),
     }
     writer = EpisodeWriter(out_dir, next_index(out_dir) if index is None else index, topics, meta)
     try:
@@ -150,23 +144,21 @@ def record_demonstrations(
     image_size: tuple[int, int] = (160, 120),
     progress: bool = True,
     workers: int = 0,
-    recovery_per_task: int = 0,
     approach_error: float = 0.0,
     layout: str = DEFAULT_LAYOUT,
 ) -> list[DemoRow]:
     """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so), in
     `workers` processes (0: one per core). Every scene is demonstrated once per task: the same first frame with
     each instruction's motion, so only the instruction tells them apart (with one task per scene a policy can
-    tell the task from the scene it memorised and ignore the words). `recovery_per_task` more scenes are
-    demonstrated from a hand hovering near an object instead of the ready pose (corrective demonstrations);
+    tell the task from the scene it memorised and ignore the words);
     `approach_error` (m) aims every demonstration's first approach off and corrects it above the object;
     `layout` names the scene layout (`ccol_sim.env.LAYOUTS`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next_index(out)
     jobs = [
-        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, i >= episodes_per_task, approach_error, layout)
-        for i in range(episodes_per_task + recovery_per_task)
+        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, approach_error, layout)
+        for i in range(episodes_per_task)
         for j, task in enumerate(tasks)
     ]
     return run_jobs(
@@ -180,8 +172,6 @@ def record_demonstrations(
     )
 
 
-def _record_job(env: PandaTable, job: tuple[Path, int, str, int, bool, float, str]) -> DemoRow:
-    out, index, task, seed, recovery, approach_error, layout = job
-    return record_episode(
-        env, out, task, seed, index=index, recovery=recovery, approach_error=approach_error, layout=layout
-    )
+def _record_job(env: PandaTable, job: tuple[Path, int, str, int, float, str]) -> DemoRow:
+    out, index, task, seed, approach_error, layout = job
+    return record_episode(env, out, task, seed, index=index, approach_error=approach_error, layout=layout)

@@ -24,8 +24,8 @@ from torch import nn
 
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import DEFAULT_LAYOUT, TASKS, UNNAMED_LAYOUT, PandaTable
-from ccol_sim.evaluate import EVAL_SEED_OFFSET, Rollout, run_episode, summarise
 from ccol_sim.parallel import run_jobs
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, Rollout, run_episode, summarise
 from ccol_sim.teacher import TCP_FLOOR_Z
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ a perfect imitator of labels that fail here fails too.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_streams, synchronise
+from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_metadata, read_streams, synchronise
+from ccol_policy.config import preset_chunk_size
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import UNNAMED_LAYOUT, PandaTable
-from ccol_sim.evaluate import run_episode, wilson_interval
 from ccol_sim.parallel import run_jobs
+from ccol_sim.sim_eval import run_episode, wilson_interval
 from ccol_sim.teacher import TCP_FLOOR_Z
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ class ReplayEpisode:
     seed: int
     action: np.ndarray  # (T, A) robot units at rate_hz
     rate_hz: float
-    start_joints: np.ndarray | None = None  # (7,) where a corrective demonstration started; None: ready pose
     layout: str = UNNAMED_LAYOUT  # the scene layout the demonstration was recorded in (`ccol_sim.env.LAYOUTS`)
 
 
@@ -65,23 +64,19 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
             if "seed" not in h.attrs:
                 raise ValueError(f"{f}: no 'seed' attribute; only simulator episodes can be replayed in the simulator")
             rate = float(h.attrs.get("control_rate_hz", rate_hz))
-            start = np.asarray(h.attrs["start_joints"]) if "start_joints" in h.attrs else None
             layout = str(h.attrs.get("layout", UNNAMED_LAYOUT))
             out.append(
-                ReplayEpisode(
-                    f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, start, layout
-                )
+                ReplayEpisode(f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, layout)
             )
     if bag_inputs:
         cfg = SyncConfig(control_rate_hz=rate_hz, image_width=8, image_height=8)
         for bag in find_bags(bag_inputs):
-            meta = json.loads((bag / "episode.json").read_text()) if (bag / "episode.json").is_file() else {}
+            meta = read_metadata(bag)
             if "seed" not in meta:
                 raise ValueError(f"{bag}: episode.json has no 'seed'; only simulator episodes replay in the simulator")
             ep = synchronise(read_streams(bag, BagTopics(arm_id=arm_id), cfg), cfg, where=str(bag))
-            start = np.asarray(meta["start_joints"]) if "start_joints" in meta else None
             layout = str(meta.get("layout", UNNAMED_LAYOUT))
-            out.append(ReplayEpisode(bag.name, ep.instruction, int(meta["seed"]), ep.action, rate_hz, start, layout))
+            out.append(ReplayEpisode(bag.name, ep.instruction, int(meta["seed"]), ep.action, rate_hz, layout))
     if not out:
         raise FileNotFoundError(f"no HDF5 episodes or episode bags in {[str(p) for p in paths]}")
     return out
@@ -89,7 +84,7 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
 
 def replay_in_sim(
     episodes: list[ReplayEpisode],
-    chunk_size: int = 30,
+    chunk_size: int | None = None,
     mode: str = "chunk",
     settle_s: float = 1.0,
     image_size: tuple[int, int] = (64, 48),
@@ -97,7 +92,9 @@ def replay_in_sim(
     workers: int = 0,
 ) -> list[ReplayRow]:
     """Replay every episode in its own scene; success as sim-eval judges it (at any time during the replay).
+    `chunk_size` labels are handed to the executor per control period (default: the demo preset's chunk).
     Episodes run in `workers` processes (0: one per core)."""
+    chunk_size = preset_chunk_size() if chunk_size is None else chunk_size
     return run_jobs(
         PandaTable,
         (image_size,),
@@ -126,7 +123,6 @@ def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> 
         ep.rate_hz,
         steps,
         render=False,
-        arm_start=ep.start_joints,
         layout=ep.layout,
     )
     return ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.steps, r.holds)

@@ -8,11 +8,11 @@ import mujoco
 import numpy as np
 
 from ccol_policy.control import tcp_floor
-from ccol_sim.env import MAX_WIDTH, OBJECTS, PandaTable
+from ccol_policy.robots import SIM_HAND_TCP_TO_PAD_M as PAD
+from ccol_policy.robots import SIM_HAND_TCP_TO_TIP_M as TIP
+from ccol_sim.env import MAX_WIDTH, PandaTable
 from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, TABLE_Z
 
-PAD = 0.03  # end-effector site to the middle of the finger pads (m)
-TIP = 0.05  # end-effector site (the arm's TCP, within 0.3 mm of Franka's hand_tcp) to the fingertips
 CLEARANCE = 0.004  # the fingertips' lowest height above the table in a demonstration
 # the executor's floor for the TCP (ClosedLoopExecutor tcp_floor_z): 1 mm under the lowest demonstrated target
 # (whose Franka-kinematics TCP is 0.3 mm below the site), so that demonstrations replay untouched
@@ -133,19 +133,6 @@ def _cube_yaw(env: PandaTable, body: str) -> float:
     quat = env.data.xquat[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, body)]
     yaw = 2 * np.arctan2(quat[3], quat[0])
     return float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)  # the cube's nearest face pair
-
-
-def recovery_start(env: PandaTable, seed: int) -> np.ndarray:
-    """A start pose for a corrective demonstration (the idea of DART): the hand hovering 2-10 cm beside one of the
-    objects, 10-20 cm above the table, where a policy that misjudged its reach ends up. Demonstrations from there
-    show how to get from a near miss (or the wrong object) to the grasp, which demonstrations from the ready pose
-    never do. The same for every task of a scene, so that only the instruction tells the motions apart; call after
-    `env.reset(seed)`."""
-    rng = np.random.default_rng(seed + 104_729)
-    p = env.body_pos(OBJECTS[rng.integers(len(OBJECTS))])
-    angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0.02, 0.10)
-    pos = np.array([p[0] + radius * np.cos(angle), p[1] + radius * np.sin(angle), rng.uniform(0.10, 0.20)])
-    return solve_ik(env, pos, rng.uniform(-0.6, 0.6), READY)
 
 
 def plan(

@@ -24,13 +24,12 @@ from typing import Any
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ccol_policy.bags import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC
+from ccol_policy.bags import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, METADATA_FILE
 
 __all__ = ["GRIPPER_COMMAND_TOPIC", "INSTRUCTION_TOPIC"]
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "episode.json"
 _NAME = re.compile(r"^episode_(\d{4,})(\.\w+)?$")
 
 
@@ -120,8 +119,3 @@ class EpisodeWriter:
                 log.debug("closing discarded episode failed", exc_info=True)
         self.closed = True
         shutil.rmtree(self.partial, ignore_errors=True)
-
-
-def read_metadata(bag_dir: Path) -> dict[str, Any]:
-    path = Path(bag_dir) / METADATA_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}

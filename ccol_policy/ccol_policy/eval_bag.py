@@ -111,7 +111,7 @@ def evaluate_bag(
     regions: Regions | None = None,
 ) -> BagEvaluation:
     """One bag through one policy. `regions(bag, (H, W))` gives the image region of each noun at the episode's
-    start (e.g. `ccol_sim.evaluate.scene_regions` for simulator bags); then, for the steps before the recorded
+    start (e.g. `ccol_sim.sim_eval.scene_regions` for simulator bags); then, for the steps before the recorded
     gripper label first closes (the objects have not moved yet), the share of each noun's CSA attention on its
     region is measured (`metrics.attention_share`)."""
     streams = read_streams(bag, topics, cfg)

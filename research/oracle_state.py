@@ -1,7 +1,7 @@
 """Is it perception or control? The demo policy beside the same policy given the true object positions.
 
-    .venv/bin/python bench/bench_oracle_state.py runs/demo/dataset --vision-checkpoint runs/demo/train_ccol/best
-    .venv/bin/python bench/bench_oracle_state.py runs/demo/dataset --steps 12000 --episodes 20
+    .venv/bin/python research/oracle_state.py runs/demo/dataset --vision-checkpoint runs/demo/train_ccol/best
+    .venv/bin/python research/oracle_state.py runs/demo/dataset --steps 12000 --episodes 20
 
 Copies the HDF5 episodes with the scene layout of each episode's seed (pen x, y, yaw; red and blue cube x, y;
 zone x, y: 9 numbers) appended to the proprioception, trains the `small_cpu` preset on the copy with the same
@@ -30,8 +30,8 @@ from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_policy.training import Trainer
 from ccol_sim.env import TASKS, PandaTable
-from ccol_sim.evaluate import EVAL_SEED_OFFSET, _EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.parallel import run_jobs
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.teacher import TCP_FLOOR_Z
 
 LAYOUT_DIM = 9
@@ -65,7 +65,7 @@ def oracle_dataset(src: Path, dst: Path) -> None:
     part.rename(dst)
 
 
-def _episode(w: _EvalWorker, job: tuple[str, int], rate_hz: float, max_seconds: float) -> tuple[str, bool]:
+def _episode(w: EvalWorker, job: tuple[str, int], rate_hz: float, max_seconds: float) -> tuple[str, bool]:
     task, seed = job
     w.policy.set_instruction(task)
     p = w.policy
@@ -111,7 +111,7 @@ def main() -> None:
 
     jobs = [(t, EVAL_SEED_OFFSET + i) for t in TASKS for i in range(args.episodes)]
     results = run_jobs(
-        _EvalWorker,
+        EvalWorker,
         (str(ckpt), "cpu", (160, 120)),
         partial(_episode, rate_hz=rate, max_seconds=args.max_seconds),
         jobs,

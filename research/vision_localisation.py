@@ -1,8 +1,8 @@
 """How well can a vision pathway, trained from scratch, tell where to grasp? Measured on simulator scenes.
 
-    .venv/bin/python bench/bench_vision_localisation.py                 # 54 and 150 training scenes
-    .venv/bin/python bench/bench_vision_localisation.py --train 54 150 600 --steps 1500
-    .venv/bin/python bench/bench_vision_localisation.py --train 300 --kinds conditioned --image-size 128 --patch-size 16
+    .venv/bin/python research/vision_localisation.py                 # 54 and 150 training scenes
+    .venv/bin/python research/vision_localisation.py --train 54 150 600 --steps 1500
+    .venv/bin/python research/vision_localisation.py --train 300 --kinds conditioned --image-size 128 --patch-size 16
 
 For each scene (seeded like `ccol demo`'s, the task by seed as there): the first camera frame (64x64 unless
 --image-size; ready pose, the arm out of view) and the scripted teacher's joint target at the moment the gripper

@@ -1,6 +1,6 @@
 """Where a checkpoint's grasps miss, and whose error the miss is: the policy's or the executor's.
 
-    .venv/bin/python bench/bench_grasp_misses.py runs/demo/train_ccol/best --task "place the cubes" --episodes 20
+    .venv/bin/python research/grasp_misses.py runs/demo/train_ccol/best --task "place the cubes" --episodes 20
 
 Runs sim-eval's closed loop (the same held-out scenes, executor and defaults) and, at the first control step the
 gripper is commanded shut, measures the xy distance (cm) from the named object to
@@ -32,11 +32,11 @@ import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo l
 import mujoco
 import numpy as np
 
-from ccol_policy.evaluation import GRIPPER_CLOSED_M
+from ccol_policy.eval_bag import GRIPPER_CLOSED_M
 from ccol_policy.kinematics import joint_frames
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import TASK_OBJECT, TASKS, PandaTable
-from ccol_sim.evaluate import EVAL_SEED_OFFSET, rollout
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, rollout
 
 COLUMNS = ("hand", "executed", "newest", "newest close", "follows", "plan follows", "plan lead", "start follows")
 SHARES = ("follows", "plan follows", "start follows")

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ccol_policy.bags import read_metadata
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, gripper_command
-from ccol_policy.evaluation import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
+from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
-from ccol_policy.policy import CCoLPolicy
+from ccol_policy.policy import CCoLPolicy, resolve_device
 from ccol_sim.env import DEFAULT_LAYOUT, OBJECTS, TASK_OBJECT, TASKS, UNNAMED_LAYOUT, PandaTable
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import TCP_FLOOR_Z
@@ -71,13 +72,12 @@ def run_episode(
     record_video: bool = False,
     stop_on_success: bool = True,
     render: bool = True,
-    arm_start: np.ndarray | None = None,
     layout: str = DEFAULT_LAYOUT,
 ) -> Rollout:
     """One closed-loop episode: every control period render, ask `chunks` for a chunk, execute its first target
     through `executor` (holds keep the measured position, as the node's hold trajectory does). The arm starts
-    near the ready pose, or at `arm_start`; the scene is `seed`'s in `layout`."""
-    env.reset(seed, arm_start=arm_start, layout=layout)
+    near the ready pose; the scene is `seed`'s in `layout`."""
+    env.reset(seed, layout=layout)
     executor.reset()
     executed, frames, holds = [], [], 0
     closest = dict.fromkeys(OBJECTS, math.inf)
@@ -188,10 +188,9 @@ def rollout(
 
 
 def scene_regions(bag: Path, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """`evaluation.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
+    """`eval_bag.Regions` for simulator bags: the scene of the bag's seed (episode.json) rendered at the bag's
     image size (H, W), each noun's objects as one region."""
-    meta_file = Path(bag) / "episode.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta = read_metadata(bag)
     if "seed" not in meta:
         raise ValueError(f"{bag}: episode.json has no 'seed'; object regions exist for simulator bags only")
     env = PandaTable(render_size=(size[1], size[0]))
@@ -269,10 +268,10 @@ def sim_eval(
         for t in tasks
         for i in range(episodes)
     ]
-    if device not in ("cpu", "auto") or (device == "auto" and torch.cuda.is_available()):
+    if resolve_device(device).type != "cpu":
         workers = 1  # one GPU context, batch-1 inference is fast enough
     rollouts = run_jobs(
-        _EvalWorker,
+        EvalWorker,
         (str(checkpoint), device, image_size),
         _eval_job,
         jobs,
@@ -343,8 +342,8 @@ class _EvalJob:
     layout: str = DEFAULT_LAYOUT
 
 
-class _EvalWorker:
-    """A worker's policy and scene, built once."""
+class EvalWorker:
+    """A simulator process's policy and scene, built once (`parallel.run_jobs`' worker for sim-eval)."""
 
     def __init__(self, checkpoint: str, device: str, image_size: tuple[int, int]) -> None:
         self.policy = CCoLPolicy.from_checkpoint(checkpoint, device=device)
@@ -358,7 +357,7 @@ class _EvalWorker:
         torch.set_num_threads(self.threads)
 
 
-def _eval_job(worker: _EvalWorker, job: _EvalJob) -> Rollout:
+def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
     return rollout(
         worker.env,
         worker.policy,
