@@ -50,7 +50,7 @@ def test_scene_is_seeded_and_rendered(env: PandaTable) -> None:
 
 
 def test_paper_layout_keeps_every_object_near_its_usual_place(env: PandaTable) -> None:
-    from ccol_sim.env import HOME, PAPER_SHIFT
+    from ccol_sim.layouts import HOME, PAPER_SHIFT
 
     seen = []
     for seed in range(20):

@@ -16,7 +16,7 @@ from ccol_policy.bags import BagTopics, SyncConfig
 from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.dataset_builder import build_dataset, summary_table
 from ccol_policy.training import train
-from ccol_sim.env import DEFAULT_LAYOUT
+from ccol_sim.layouts import DEFAULT_LAYOUT
 from ccol_sim.recording import record_demonstrations
 from ccol_sim.reference import ReferenceConfig, run_reference
 from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
@@ -29,7 +29,7 @@ REFERENCE = "reference (sim state)"
 
 def run_sim_demo(
     out: Path,
-    episodes_per_task: int = 40,
+    episodes_per_task: int,
     approach_error: float = 0.0,
     eval_episodes: int = 20,
     steps: int | None = None,

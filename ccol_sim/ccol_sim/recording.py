@@ -12,7 +12,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_policy.robots import profile_for
-from ccol_sim.env import DEFAULT_LAYOUT, TASKS, PandaTable
+from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.layouts import DEFAULT_LAYOUT
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import plan
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index

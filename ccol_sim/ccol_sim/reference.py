@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ccol_policy.control import ClosedLoopExecutor
-from ccol_sim.env import DEFAULT_LAYOUT, TASKS, UNNAMED_LAYOUT, PandaTable
+from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.layouts import DEFAULT_LAYOUT, UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
 from ccol_sim.sim_eval import EVAL_SEED_OFFSET, Rollout, run_episode, summarise
 from ccol_sim.teacher import TCP_FLOOR_Z

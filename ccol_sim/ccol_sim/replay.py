@@ -19,7 +19,8 @@ import numpy as np
 from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_metadata, read_streams, synchronise
 from ccol_policy.config import preset_chunk_size
 from ccol_policy.control import ClosedLoopExecutor
-from ccol_sim.env import UNNAMED_LAYOUT, PandaTable
+from ccol_sim.env import PandaTable
+from ccol_sim.layouts import UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
 from ccol_sim.sim_eval import run_episode, wilson_interval
 from ccol_sim.teacher import TCP_FLOOR_Z

@@ -24,7 +24,8 @@ from ccol_policy.control import ClosedLoopExecutor, gripper_command
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy, resolve_device
-from ccol_sim.env import DEFAULT_LAYOUT, OBJECTS, TASK_OBJECT, TASKS, UNNAMED_LAYOUT, PandaTable
+from ccol_sim.env import OBJECTS, TASK_OBJECT, TASKS, PandaTable
+from ccol_sim.layouts import DEFAULT_LAYOUT, UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
 from ccol_sim.teacher import TCP_FLOOR_Z
 
