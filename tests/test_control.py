@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fake_gripper import FakeGraspServer, close_on
 
 from ccol_policy.control import (
     LIMITS,
@@ -14,6 +15,7 @@ from ccol_policy.control import (
     image_to_rgb,
     limits_for,
 )
+from ccol_policy.gripper import FrankaGripper, grasp_succeeds
 from ccol_policy.policy import ObservationError
 
 HOME = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
@@ -143,3 +145,27 @@ def test_gripper_command_keeps_squeezing_a_held_object() -> None:
     assert gripper_command(0.05, 0.08) == pytest.approx(0.04)  # closing: a little more than asked
     assert gripper_command(0.022, 0.022) == pytest.approx(0.012)  # holding a 2.2 cm pen: keep pressing
     assert gripper_command(0.004, 0.0) == pytest.approx(0.004)  # asks to open a little: it opens
+
+
+@pytest.mark.parametrize("object_width", [0.02, 0.04, 0.06])
+def test_policy_close_is_a_grasp_franka_gripper_reports_succeeded(object_width: float) -> None:
+    server = FakeGraspServer(object_width)
+    gripper = FrankaGripper(None, backend=server)
+    close_on(gripper, server, object_width)
+    assert [r[0] for r in server.results] == ["grasp"]  # one goal on the transition, not one per cycle
+    assert server.results[0][1:] == ("succeeded", object_width, True)
+    assert gripper.command(0.08, server.width) == "move" and server.width == 0.08  # the policy opens: released
+
+
+def test_grasp_epsilon_rule_and_windows_that_miss_objects() -> None:
+    # libfranka: success iff width - inner <= final <= width + outer
+    assert grasp_succeeds(0.0, 0.005, 0.08, 0.02) and not grasp_succeeds(0.07, 0.005, 0.08, 0.02)
+    # the old goal: the first predicted width below the measured one (about 0.07 m) aborts on a 4 cm object
+    server = FakeGraspServer(0.04)
+    server.grasp(0.07, 0.005, 0.08, speed=0.1, force=40.0)
+    assert server.results == [("grasp", "aborted", 0.04, False)]
+    # a configuration whose window cannot hold every object the hand spans is refused up front
+    with pytest.raises(ValueError, match="gripper_epsilon_outer_m >= 0.08"):
+        FrankaGripper(None, epsilon_outer=0.02, backend=server)
+    with pytest.raises(ValueError, match="not 0..0.08"):
+        FrankaGripper(None, grasp_width=0.07, backend=server)

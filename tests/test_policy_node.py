@@ -231,6 +231,28 @@ def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) 
         rclpy.shutdown()
 
 
+@pytest.mark.parametrize("object_width", [0.02, 0.04, 0.06])
+def test_default_gripper_parameters_grasp_2_to_6_cm_objects(policy: CCoLPolicy, object_width: float) -> None:
+    """policy_node's default gripper parameters (gripper_mode action) build a Grasp that franka_gripper's
+    epsilon rule reports succeeded for the object the policy closes on. franka_msgs is not installable here:
+    the goal goes to a ROS-free fake server (tests/fake_gripper.py), not over DDS."""
+    from fake_gripper import FakeGraspServer, close_on
+
+    rclpy.init()
+    try:
+        node = PolicyNode(policy, {"instruction": "lift the pen"})
+        assert node.gripper is not None and node.gripper.backend.error.startswith("franka_msgs is not installed")
+        server = FakeGraspServer(object_width)
+        node.gripper.backend = server
+        close_on(node.gripper, server, object_width)
+        assert server.results == [("grasp", "succeeded", object_width, True)]
+        node.destroy_node()
+        with pytest.raises(ValueError, match="gripper_epsilon_outer_m"):
+            PolicyNode(policy, {"instruction": "x", "gripper_epsilon_outer_m": 0.03})
+    finally:
+        rclpy.shutdown()
+
+
 def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy) -> None:
     """A fake FR3 in its own process with the upstream names and rates (fr3_joint* on /franka/joint_states at
     1 kHz, /franka_gripper/joint_states at 15 Hz, a 640x480 rgb8 D435i at 30 Hz); policy_node with its default

@@ -78,8 +78,9 @@ DEFAULTS: dict[str, Any] = {
     "gripper_min_change_m": 0.005,
     "gripper_speed_mps": 0.1,
     "gripper_force_n": 40.0,  # grasp force when closing
-    "gripper_epsilon_inner_m": 0.005,  # grasp tolerance below the commanded width
-    "gripper_epsilon_outer_m": 0.08,  # ... and above it: any object the hand closes on counts as grasped
+    "gripper_grasp_width_m": 0.0,  # a close is a Grasp to this width: 0 closes until the fingers stall on the object
+    "gripper_epsilon_inner_m": 0.005,  # grasp tolerance below gripper_grasp_width_m
+    "gripper_epsilon_outer_m": 0.08,  # ... and above it: the window covers 0..max width, any held object succeeds
     "gripper_squeeze_m": 0.01,  # topic mode: command this much below a closing/holding width (measured labels)
     "max_obs_age_s": 0.25,
     "expected_image_width": 0,  # 0: any size
@@ -200,6 +201,8 @@ class PolicyNode(Node):
                 epsilon_outer=p("gripper_epsilon_outer_m"),
                 speed=p("gripper_speed_mps"),
                 min_change=self.gripper_min_change,
+                grasp_width=p("gripper_grasp_width_m"),
+                max_width=self.closed_loop.limiter.limits.gripper_max_width,
             )
         elif self.gripper_mode == "topic":
             self._gripper_pub = self.create_publisher(Float64, p("gripper_command_topic"), 10)
