@@ -49,6 +49,7 @@ class FakeRobot(Node):
         self.camera_alive = True
         self.stamp_offset = 0.0
         self.moving = False  # a slow sine on every joint, like a person guiding the arm
+        self.sweep_velocity: np.ndarray | None = None  # (7,) rad/s: back and forth over +-0.2 rad at this speed
         self._t0 = time.monotonic()
         sensor = qos_profile_sensor_data
         self.joints_pub = self.create_publisher(JointState, profile.joint_states_topic, sensor)
@@ -94,14 +95,28 @@ class FakeRobot(Node):
         return msg
 
     def current_qpos(self) -> np.ndarray:
-        q = self.qpos.copy()
+        return self.current_state()[0]
+
+    def current_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (8,) and arm velocities (7,) now."""
+        q, v = self.qpos.copy(), np.zeros(7)
+        t = time.monotonic() - self._t0
         if self.moving:
-            q[:7] += 0.05 * np.sin(np.pi * (time.monotonic() - self._t0))
-        return q
+            q[:7] += 0.05 * np.sin(np.pi * t)
+            v[:] = 0.05 * np.pi * np.cos(np.pi * t)
+        if self.sweep_velocity is not None:  # a triangle wave: full speed except at the turns
+            leg = 0.4 / np.abs(self.sweep_velocity)
+            phase = np.mod(t, 2 * leg)
+            up = phase < leg
+            q[:7] += np.where(
+                up, -0.2 + np.abs(self.sweep_velocity) * phase, 0.2 - np.abs(self.sweep_velocity) * (phase - leg)
+            )
+            v = np.where(up, 1.0, -1.0) * np.abs(self.sweep_velocity)
+        return q, v
 
     def _joints(self) -> None:
-        q = self.current_qpos()
-        msg = JointState(name=list(self.joint_names), position=q[:7].tolist())
+        q, v = self.current_state()
+        msg = JointState(name=list(self.joint_names), position=q[:7].tolist(), velocity=v.tolist())
         for _ in range(self._per_tick):
             msg.header.stamp = self._stamp()
             self.joints_pub.publish(msg)

@@ -14,9 +14,12 @@ from ccol_policy.control import (
     depth_to_metres,
     image_to_rgb,
     limits_for,
+    stop_trajectory,
 )
 from ccol_policy.gripper import FrankaGripper, grasp_succeeds
 from ccol_policy.policy import ObservationError
+
+from conftest import cubic_accelerations
 
 HOME = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
 
@@ -169,3 +172,37 @@ def test_grasp_epsilon_rule_and_windows_that_miss_objects() -> None:
         FrankaGripper(None, epsilon_outer=0.02, backend=server)
     with pytest.raises(ValueError, match="not 0..0.08"):
         FrankaGripper(None, grasp_width=0.07, backend=server)
+
+
+@pytest.mark.parametrize("acceleration_scale", [1.0, 0.3])
+def test_stop_from_max_joint_speed_brakes_within_the_acceleration_limit(acceleration_scale: float) -> None:
+    lim, dt = LIMITS["fr3"], 1 / 30
+    a_max = lim.acceleration * acceleration_scale
+    v0 = lim.velocity * np.array([1, -1, 1, -1, 1, -1, 1])
+    pos, vel = stop_trajectory(HOME[:7], v0, a_max, dt)
+    demanded = cubic_accelerations(HOME[:7], v0, dt, pos, vel)
+    assert (demanded <= a_max * (1 + 1e-9)).all(), demanded / a_max
+    assert (vel[-1] == 0).all() and len(pos) == int(np.ceil((lim.velocity / a_max).max() / dt - 1e-9))
+    # the old hold (one point at the start position, at rest, one period ahead) demanded far more
+    old = cubic_accelerations(HOME[:7], v0, dt, HOME[None, :7], np.zeros((1, 7)))
+    assert old.min() > 10 * a_max.max()
+    # at rest the stop is the old one-point hold
+    pos, vel = stop_trajectory(HOME[:7], np.zeros(7), a_max, dt)
+    assert pos.shape == (1, 7) and np.allclose(pos[0], HOME[:7]) and (vel == 0).all()
+
+
+def test_workspace_box_ends_trajectories_at_its_edge_and_holds_outside() -> None:
+    from ccol_policy.kinematics import tcp_jacobian
+
+    home_tcp = tcp_jacobian(HOME[None, :7])[0][0]
+    box = (home_tcp - 0.05, home_tcp + 0.05)
+    ex = ClosedLoopExecutor("panda", 0.05, 5, 8, mode="chunk", workspace=box)
+    chunk = np.tile(HOME, (5, 1))
+    chunk[:, 0] += np.linspace(0.05, 0.5, 5)  # base yaw: the TCP swings sideways out of the box
+    out, reason = ex.step(0.0, chunk, HOME)
+    assert reason is None and 0 < len(out) < 5
+    tcp = tcp_jacobian(out[:, :7])[0]
+    assert ((tcp >= box[0]) & (tcp <= box[1])).all()
+    far = ClosedLoopExecutor("panda", 0.05, 5, 8, mode="chunk", workspace=(home_tcp + 0.1, home_tcp + 0.2))
+    out, reason = far.step(0.0, chunk, HOME)
+    assert "outside the workspace box" in reason and np.allclose(out, HOME[None])

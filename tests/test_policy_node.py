@@ -231,6 +231,54 @@ def test_dry_run_never_commands_the_controller(policy: CCoLPolicy, observation) 
         rclpy.shutdown()
 
 
+def test_hold_from_max_joint_speed_brakes_within_the_acceleration_limit(policy: CCoLPolicy, observation) -> None:
+    """A fake FR3 sweeping every joint at its maximum speed; the camera dies: the hold that policy_node sends
+    demands (under JTC's cubic interpolation from the measured state) at most the configured acceleration."""
+    from conftest import cubic_accelerations
+
+    rclpy.init()
+    image, qpos = observation
+    lim = LIMITS["fr3"]
+    robot = FakeRobot("fr3", qpos, image)
+    robot.sweep_velocity = lim.velocity.copy()
+    node = PolicyNode(
+        policy,
+        {
+            "arm_id": "fr3",
+            "instruction": "lift the pen",
+            "rate_hz": 20.0,
+            "execution_mode": "chunk",
+            "gripper_mode": "topic",
+            "max_obs_age_s": 1.0,
+            "max_jump_rad": 10.0,
+            "acceleration_scale": 0.5,
+        },
+    )
+    ex = SingleThreadedExecutor()
+    ex.add_node(robot)
+    ex.add_node(node)
+    trajs = robot.listen(JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
+    try:
+        node._on_enable(SetBool.Request(data=True), SetBool.Response())
+        assert spin_until(ex, lambda: len(trajs) >= 3, 20.0), node.hold_reason
+        robot.camera_alive = False
+        assert spin_until(ex, lambda: "camera image is" in node.hold_reason, 10.0), node.hold_reason
+        spin_for(ex, 0.3)
+        stop = trajs[-1]
+        q0, v0 = node._last_valid_q, node._last_valid_v
+        assert np.allclose(np.abs(v0), lim.velocity)  # the arm was moving at full speed
+        pos = np.array([p.positions for p in stop.points])
+        vel = np.array([p.velocities for p in stop.points])
+        demanded = cubic_accelerations(q0, v0, node.dt, pos, vel)
+        assert (demanded <= 0.5 * lim.acceleration * (1 + 1e-6)).all(), demanded
+        assert len(stop.points) > 1 and not vel[-1].any()
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        robot.destroy_node()
+        rclpy.shutdown()
+
+
 @pytest.mark.parametrize("object_width", [0.02, 0.04, 0.06])
 def test_default_gripper_parameters_grasp_2_to_6_cm_objects(policy: CCoLPolicy, object_width: float) -> None:
     """policy_node's default gripper parameters (gripper_mode action) build a Grasp that franka_gripper's
