@@ -144,3 +144,13 @@ def test_launch_files_against_upstream_sources() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_fr3_controller_config_has_franka_ros2_real_time_settings() -> None:
+    """franka_ros2 v3.4.0's controllers.yaml: thread_priority 98, overruns.manage false (ros2_control_node reads
+    both on Jazzy); JTC continues streamed chunks from the desired state."""
+    cfg = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "controllers_fr3.yaml").read_text())["/**"]
+    cm = cfg["controller_manager"]["ros__parameters"]
+    assert cm["update_rate"] == 1000 and cm["thread_priority"] == 98
+    assert cm["overruns"] == {"manage": False, "print_warnings": False}
+    assert cfg["joint_trajectory_controller"]["ros__parameters"]["interpolate_from_desired_state"] is True
