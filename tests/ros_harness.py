@@ -38,7 +38,7 @@ def jtc_rejection(msg: JointTrajectory) -> str | None:
 class FakeRobot(Node):
     """Publishes the driver's joint states, the gripper joint states and the colour image with current stamps."""
 
-    CATCH_UP_S = 0.3  # the longest hold of this process made up for (the recorder queues 0.5 s of joint states)
+    CATCH_UP_S = 0.5  # the longest hold of this process made up for: the recorder queues 0.5 s of joint states
 
     def __init__(self, arm_id: str, qpos: np.ndarray, image: np.ndarray, joint_rate_hz: float = 1000.0) -> None:
         super().__init__("fake_robot")
