@@ -1,33 +1,45 @@
 """Developer check: run ccol_bringup's launch files against the upstream packages' own sources.
 
-Needs the sources of ros2/launch, ros2/launch_ros, osrf/osrf_pycommon, franka_ros2, franka_description,
-multipanda_ros2 and realsense-ros (exported by scripts/check_upstream_launch.sh) and xacro; CI has none of them
+Needs the sources of ros2/launch, ros2/launch_ros, osrf/osrf_pycommon, franka_ros2 (one tree per checked tag,
+`franka_ros2@<tag>`), franka_description, multipanda_ros2, realsense-ros, ros2_control and ros2_controllers
+(`<repo>@humble`, `<repo>@jazzy`), exported by scripts/check_upstream_launch.sh, and xacro; CI has none of them
 (tests/test_launch.py skips with that reason). Every upstream package directory is laid out in a scratch ament
 prefix (share/<pkg>, package.xml, and an empty placeholder for every executable a launch file names, so that
 launch_ros resolves `package`/`executable` as on a robot); then each case's launch description is executed by
 launch's own LaunchService with process start-up replaced by a record of the command: includes, launch
 arguments, OpaqueFunctions (franka.launch.py's xacro run producing the robot description) and parameter files
-all run for real. Prints each case's processes and exits non-zero when a case fails.
+all run for real. Every controller_manager `spawner` command a case starts is then parsed by the real spawner of
+that row (ros2_control humble for franka_ros2 v2.x and multipanda_ros2, jazzy for v3.x, or the controller_manager
+that a franka_ros2 tag vendors): its `main()` runs up to where it would create its ROS node, so its argument
+parser and its parameter-file checks decide. The trajectory controller's plugin type, as the spawner's own
+`get_parameter_from_param_files` reads it from `--param-file` (or from the controller manager's section of the
+driver's controllers file), must be a class in that distro's ros2_controllers plugin XMLs. Prints each case's
+processes and exits non-zero when a case fails.
 
-    python scripts/check_upstream_launch.py --src /tmp/ccol_upstream/src --case all
+    python scripts/check_upstream_launch.py --src /tmp/ccol_upstream/src --franka-refs v2.2.0 v3.4.0
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
+import re
 import sys
 import tempfile
+import types
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("check_upstream_launch")
 
 # package name -> directory inside --src (exported upstream trees) or this repository
 PACKAGES = {
-    "franka_ros2": {
+    "franka_ros2": {  # franka_ros2 stands for franka_ros2@<tag>
         "franka_bringup": "franka_ros2/franka_bringup",
         "franka_gripper": "franka_ros2/franka_gripper",
         "franka_hardware": "franka_ros2/franka_hardware",
@@ -78,12 +90,16 @@ CASES = {
 }
 
 
-def make_prefix(root: Path, src: Path, driver: str) -> Path:
-    """A scratch ament prefix holding the upstream packages of `driver` and ours."""
-    prefix = root / driver
+def make_prefix(root: Path, src: Path, driver: str, ref: str | None = None) -> Path:
+    """A scratch ament prefix holding the upstream packages of `driver` (franka_ros2 at tag `ref`) and ours."""
+    prefix = root / (driver if ref is None else f"{driver}@{ref}")
     index = prefix / "share" / "ament_index" / "resource_index" / "packages"
     index.mkdir(parents=True)
-    packages = {name: src / path for name, path in PACKAGES[driver].items()}
+    tree = {"franka_ros2": f"franka_ros2@{ref}"} if ref else {}
+    packages = {
+        name: src / (tree.get(path.split("/")[0], path.split("/")[0]) + path[len(path.split("/")[0]) :])
+        for name, path in PACKAGES[driver].items()
+    }
     packages.update({name: REPO / path for name, path in OURS.items()})
     for name in EXECUTABLES:
         packages.setdefault(name, None)
@@ -156,30 +172,217 @@ def check_robot_description(started: list[list[str]], robot_type: str, sim: bool
     log.info(f"  robot_description: {len(text)} characters of URDF with {robot_type}_joint1..7")
 
 
+def ros_distro(driver: str, ref: str | None) -> str:
+    """The ros2_control / ros2_controllers branch of a row: franka_ros2 v3.x is Jazzy, v2.x and multipanda Humble."""
+    return "jazzy" if driver == "franka_ros2" and ref and ref.startswith("v3") else "humble"
+
+
+class SpawnerParsed(BaseException):  # BaseException: the spawner catches Exception
+    """Raised where the real spawner would create its ROS node: its command line has been parsed and checked."""
+
+    def __init__(self, local_vars: dict) -> None:
+        super().__init__("parsed")
+        self.local_vars = local_vars
+
+
+def forget_controller_manager() -> None:
+    """Drop the controller_manager package and its placeholders from sys.modules (before the next row's)."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("controller_manager", "controller_manager_msgs")]:
+        del sys.modules[name]
+    if getattr(sys.modules.get("ros2param"), "__file__", None) is None:
+        sys.modules.pop("ros2param", None)
+        sys.modules.pop("ros2param.api", None)
+
+
+def load_controller_manager(source: Path) -> types.ModuleType:
+    """The real controller_manager Python package at `source` (…/controller_manager/controller_manager), importable
+    without ROS message packages: controller_manager_msgs.srv and ros2param.api are placeholders (they are used only
+    after the point where the check stops the spawner)."""
+    forget_controller_manager()
+
+    class _Service:
+        class Request:
+            STRICT, BEST_EFFORT, FORCE_AUTO = 2, 1, 3
+
+        class Response: ...
+
+    msgs = types.ModuleType("controller_manager_msgs")
+    srv = types.ModuleType("controller_manager_msgs.srv")
+
+    def service_type(name: str) -> type:  # every service type the package imports
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Service
+
+    srv.__getattr__ = service_type
+    msgs.srv = srv
+    api = types.ModuleType("ros2param.api")
+    api.call_set_parameters = api.get_parameter_value = lambda *a, **k: None
+    sys.modules.update({"controller_manager_msgs": msgs, "controller_manager_msgs.srv": srv, "ros2param.api": api})
+    sys.modules.setdefault("ros2param", types.ModuleType("ros2param")).api = api
+    sys.path.insert(0, str(source.parent))
+    try:
+        package = importlib.import_module("controller_manager")
+        importlib.import_module("controller_manager.spawner")
+    finally:
+        sys.path.remove(str(source.parent))
+    if Path(package.__file__).parent != source:
+        raise RuntimeError(f"imported controller_manager from {package.__file__}, not {source}")
+    return package
+
+
+def run_spawner(package: types.ModuleType, cmd: list[str], ros_home: Path) -> dict:
+    """Run the real spawner's main() on `cmd` up to its node: returns its local variables (parsed arguments)."""
+    import rclpy
+
+    spawner = sys.modules["controller_manager.spawner"]
+
+    def stop_at_node(*args, **kwargs):
+        raise SpawnerParsed(dict(sys._getframe(1).f_locals))
+
+    saved = (sys.argv, rclpy.init, rclpy.shutdown, spawner.Node, os.environ.get("ROS_HOME"))
+    sys.argv = ["spawner", *cmd[1:]]
+    rclpy.init = rclpy.shutdown = lambda *a, **k: None
+    spawner.Node = stop_at_node
+    os.environ["ROS_HOME"] = str(ros_home)  # jazzy's spawner takes a file lock there first
+    try:
+        spawner.main()
+    except SpawnerParsed as parsed:
+        return parsed.local_vars
+    except SystemExit as exc:
+        raise RuntimeError(f"the spawner rejected its arguments {cmd[1:]} (exit {exc.code})") from None
+    finally:
+        sys.argv, rclpy.init, rclpy.shutdown, spawner.Node = saved[:4]
+        if saved[4] is None:
+            os.environ.pop("ROS_HOME", None)
+        else:
+            os.environ["ROS_HOME"] = saved[4]
+    raise RuntimeError(f"the spawner returned before creating its node: {cmd[1:]}")
+
+
+def spawned_controllers(local_vars: dict) -> list[tuple[str, list[str]]]:
+    """(controller, parameter files) from the spawner's locals: Jazzy's `controllers` dicts, Humble's names."""
+    if "controllers" in local_vars:
+        return [(c["name"], list(c.get("param_files") or [])) for c in local_vars["controllers"]]
+    return [(name, list(local_vars.get("param_files") or [])) for name in local_vars["controller_names"]]
+
+
+def plugin_classes(ros2_controllers: Path) -> set[str]:
+    """Every controller class name the ros2_controllers tree exports (its pluginlib XML files)."""
+    names: set[str] = set()
+    for xml in ros2_controllers.glob("*/*.xml"):
+        names.update(re.findall(r'<class\s+name="([^"]+)"', xml.read_text()))
+    return names
+
+
+def controller_type(package: types.ModuleType, name: str, files: list[str], driver_files: list[str]) -> str | None:
+    """The plugin type the controller manager will load `name` as: from the spawner's --param-file (read by the
+    spawner's own get_parameter_from_param_files), else from the controller manager's section of the driver's
+    controllers file."""
+    if files:
+
+        class _Node:
+            def get_logger(self):
+                return logging.getLogger("spawner")
+
+        found = package.get_parameter_from_param_files(_Node(), name, "/", files, "type")
+        if found:
+            return found
+    for path in driver_files:
+        doc = yaml.safe_load(Path(path).read_text())
+        for root in (doc, doc.get("/**", {})):
+            cm = root.get("controller_manager", {}).get("ros__parameters", {})
+            if isinstance(cm.get(name), dict) and "type" in cm[name]:
+                return cm[name]["type"]
+    return None
+
+
+def check_spawners(started: list[list[str]], src: Path, driver: str, ref: str | None, trajectory: str) -> None:
+    """Every spawner command parsed by the row's real spawner; the trajectory controller's type exists."""
+    distro = ros_distro(driver, ref)
+    vendored = src / f"franka_ros2@{ref}/controller_manager/controller_manager"  # v3.0.0 ships its own
+    source = (
+        vendored if ref and vendored.is_dir() else src / f"ros2_control@{distro}/controller_manager/controller_manager"
+    )
+    package = load_controller_manager(source)
+    try:
+        check_spawner_commands(package, source, started, src, distro, trajectory)
+    finally:
+        forget_controller_manager()
+
+
+def check_spawner_commands(
+    package: types.ModuleType, source: Path, started: list[list[str]], src: Path, distro: str, trajectory: str
+) -> None:
+    classes = plugin_classes(src / f"ros2_controllers@{distro}")
+    driver_files = [  # the controller manager's parameter files (franka_ros2: our controllers_yaml; multipanda's)
+        cmd[i + 1]
+        for cmd in started
+        if cmd[0].endswith(("/ros2_control_node", "/franka_control2_node"))
+        for i, c in enumerate(cmd)
+        if c == "--params-file"
+    ]
+    with tempfile.TemporaryDirectory() as ros_home:
+        for cmd in started:
+            if not cmd[0].endswith("/spawner"):
+                continue
+            for name, files in spawned_controllers(run_spawner(package, cmd, Path(ros_home))):
+                line = (
+                    f"  spawner ({source.relative_to(src)}) parsed: {name} param files {[Path(f).name for f in files]}"
+                )
+                if name == trajectory:
+                    kind = controller_type(package, name, files, driver_files)
+                    if kind not in classes:
+                        raise RuntimeError(
+                            f"{name} would load as {kind!r}, not a controller of ros2_controllers@{distro}"
+                        )
+                    line += f"; type {kind} (in ros2_controllers@{distro})"
+                log.info(line)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--src", required=True, help="directory with the exported upstream trees")
     parser.add_argument("--case", default="all", choices=["all", *CASES])
+    parser.add_argument(
+        "--franka-refs", nargs="+", help="franka_ros2 tags exported as franka_ros2@<tag> (default: every one in --src)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.path[:0] = [str(REPO / "ccol_bringup"), str(REPO / "ccol_policy")]
-    failures = 0
+    from ccol_policy.robots import profile_for
+
+    failures = runs = 0
+    src = Path(args.src)
+    if not args.franka_refs:
+        args.franka_refs = sorted((p.name.split("@", 1)[1] for p in src.glob("franka_ros2@*")), reverse=True)
     with tempfile.TemporaryDirectory(prefix="ccol_upstream_") as tmp:
-        prefixes = {d: make_prefix(Path(tmp), Path(args.src), d) for d in PACKAGES}
-        for name, (driver, launch_file, arguments) in CASES.items():
-            if args.case not in ("all", name):
-                continue
-            log.info(f"=== {name}: {launch_file} {' '.join(f'{k}:={v}' for k, v in arguments.items())} [{driver}]")
-            try:
-                started = run_case(name, prefixes[driver], launch_file, arguments)
-                for cmd in started:
-                    exe = Path(cmd[0])
-                    log.info(f"  {exe.parent.name}/{exe.name} " + " ".join(c for c in cmd[1:] if len(c) < 200)[:300])
-                check_robot_description(started, arguments.get("robot_type", "fr3"), "use_sim" in arguments)
-            except Exception as exc:  # report every case
-                failures += 1
-                log.info(f"  FAILED: {type(exc).__name__}: {exc}")
-    log.info(f"{len(CASES) - failures if args.case == 'all' else 1 - failures} passed, {failures} failed")
+        rows = [("franka_ros2", ref) for ref in args.franka_refs] + [("multipanda_ros2", None)]
+        for driver, ref in rows:
+            prefix = make_prefix(Path(tmp), src, driver, ref)
+            for name, (case_driver, launch_file, arguments) in CASES.items():
+                sim = "use_sim" in arguments
+                if args.case not in ("all", name) or case_driver != driver or (sim and ref != args.franka_refs[0]):
+                    continue
+                runs += 1
+                row = f"{driver}@{ref}" if ref else driver
+                log.info(f"=== {name}: {launch_file} {' '.join(f'{k}:={v}' for k, v in arguments.items())} [{row}]")
+                try:
+                    started = run_case(name, prefix, launch_file, arguments)
+                    for cmd in started:
+                        exe = Path(cmd[0])
+                        log.info(
+                            f"  {exe.parent.name}/{exe.name} " + " ".join(c for c in cmd[1:] if len(c) < 200)[:300]
+                        )
+                    robot_type = arguments.get("robot_type", "fr3")
+                    check_robot_description(started, robot_type, sim)
+                    if not sim:
+                        profile = profile_for(robot_type)
+                        check_spawners(started, src, driver, ref, profile.trajectory_controller)
+                except Exception as exc:  # report every case
+                    failures += 1
+                    log.info(f"  FAILED: {type(exc).__name__}: {exc}")
+    log.info(f"{runs - failures} passed, {failures} failed")
     return 1 if failures else 0
 
 

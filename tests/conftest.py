@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ccol_policy.config import CCoLConfig, load_config
@@ -54,3 +55,15 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("synthetic")
     make_dataset(d, episodes_per_task=3, seed=0, image_size=32)
     return d
+
+
+def cubic_accelerations(q0: np.ndarray, v0: np.ndarray, dt: float, positions: np.ndarray, velocities: np.ndarray):
+    """The largest |acceleration| per joint that joint_trajectory_controller's cubic interpolation (points with
+    positions and velocities) demands from the state (q0, v0) through points every dt. A cubic's acceleration is
+    linear in time, so its extremes are at the segment ends."""
+    p = np.vstack([q0[None], positions])
+    v = np.vstack([v0[None], velocities])
+    dp, h = p[1:] - p[:-1], dt
+    a_start = (6 * dp - h * (4 * v[:-1] + 2 * v[1:])) / h**2
+    a_end = (-6 * dp + h * (2 * v[:-1] + 4 * v[1:])) / h**2
+    return np.maximum(np.abs(a_start), np.abs(a_end)).max(axis=0)

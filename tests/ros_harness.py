@@ -38,6 +38,8 @@ def jtc_rejection(msg: JointTrajectory) -> str | None:
 class FakeRobot(Node):
     """Publishes the driver's joint states, the gripper joint states and the colour image with current stamps."""
 
+    CATCH_UP_S = 0.5  # the longest hold of this process made up for: the recorder queues 0.5 s of joint states
+
     def __init__(self, arm_id: str, qpos: np.ndarray, image: np.ndarray, joint_rate_hz: float = 1000.0) -> None:
         super().__init__("fake_robot")
         profile = profile_for(arm_id)
@@ -49,15 +51,17 @@ class FakeRobot(Node):
         self.camera_alive = True
         self.stamp_offset = 0.0
         self.moving = False  # a slow sine on every joint, like a person guiding the arm
+        self.sweep_velocity: np.ndarray | None = None  # (7,) rad/s: back and forth over +-0.2 rad at this speed
         self._t0 = time.monotonic()
         sensor = qos_profile_sensor_data
         self.joints_pub = self.create_publisher(JointState, profile.joint_states_topic, sensor)
         self.gripper_pub = self.create_publisher(JointState, profile.gripper_joint_states_topic, sensor)
         self.image_pub = self.create_publisher(Image, "/camera/camera/color/image_raw", sensor)
-        self._per_tick = max(1, round(joint_rate_hz / 250))  # 1 kHz as bursts of 4 every 4 ms: cheap in Python
-        self.create_timer(0.004, self._joints)
-        self.create_timer(1 / profile.gripper_rate_hz, self._gripper)
-        self.create_timer(1 / 30, self._camera)
+        self._periods = {"joints": 1 / joint_rate_hz, "gripper": 1 / profile.gripper_rate_hz, "camera": 1 / 30}
+        self._last_sample: dict[str, int] = {}  # stream -> stamp (ns, ROS clock) of its last sample
+        self.create_timer(0.004, self._joints)  # 1 kHz as bursts of 4 every 4 ms: cheap in Python
+        self.create_timer(self._periods["gripper"], self._gripper)
+        self.create_timer(self._periods["camera"], self._camera)
         self.received: dict[str, list[Any]] = {}
         self.accepted: list[JointTrajectory] = []  # what joint_trajectory_controller would execute
         self.rejected: list[str] = []  # ... and what it would refuse, with its error
@@ -88,22 +92,52 @@ class FakeRobot(Node):
         self.create_subscription(msg_type, topic, box.append, qos)
         return box
 
-    def _stamp(self) -> Any:
-        t = self.get_clock().now().nanoseconds * 1e-9 - self.stamp_offset
-        msg = rclpy.time.Time(seconds=t).to_msg()
-        return msg
+    def _stamp(self, t_ns: int | None = None) -> Any:
+        """Header stamp for a sample taken at ROS time `t_ns` (default now), shifted back by `stamp_offset` (s)."""
+        t_ns = self.get_clock().now().nanoseconds if t_ns is None else t_ns
+        return rclpy.time.Time(nanoseconds=t_ns - round(self.stamp_offset * 1e9)).to_msg()
+
+    def _due(self, stream: str) -> list[tuple[int, float]]:
+        """(stamp time in ns, age in s) of the samples of `stream` due since its last call, one per period. A test
+        process that a loaded machine holds back for a while publishes the samples it missed, stamped when they were
+        due, as franka_hardware stamps every 1 kHz packet at the robot whatever the host is doing: a bag gets no gap
+        that only this Python process caused. Longer holds than `CATCH_UP_S` stay gaps."""
+        now = self.get_clock().now().nanoseconds  # integer ns: seconds since 1970 in a float lose the microseconds
+        period = round(self._periods[stream] * 1e9)
+        last = self._last_sample.get(stream)
+        if last is None or now - last > self.CATCH_UP_S * 1e9:
+            last = now - period
+        samples = [(t, (now - t) * 1e-9) for t in range(last + period, now + 1, period)]
+        if samples:
+            self._last_sample[stream] = samples[-1][0]
+        return samples
 
     def current_qpos(self) -> np.ndarray:
-        q = self.qpos.copy()
+        return self.current_state()[0]
+
+    def current_state(self, age_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (8,) and arm velocities (7,) now, or `age_s` ago."""
+        q, v = self.qpos.copy(), np.zeros(7)
+        t = time.monotonic() - self._t0 - age_s
         if self.moving:
-            q[:7] += 0.05 * np.sin(np.pi * (time.monotonic() - self._t0))
-        return q
+            q[:7] += 0.05 * np.sin(np.pi * t)
+            v[:] = 0.05 * np.pi * np.cos(np.pi * t)
+        if self.sweep_velocity is not None:  # a triangle wave: full speed except at the turns
+            leg = 0.4 / np.abs(self.sweep_velocity)
+            phase = np.mod(t, 2 * leg)
+            up = phase < leg
+            q[:7] += np.where(
+                up, -0.2 + np.abs(self.sweep_velocity) * phase, 0.2 - np.abs(self.sweep_velocity) * (phase - leg)
+            )
+            v = np.where(up, 1.0, -1.0) * np.abs(self.sweep_velocity)
+        return q, v
 
     def _joints(self) -> None:
-        q = self.current_qpos()
-        msg = JointState(name=list(self.joint_names), position=q[:7].tolist())
-        for _ in range(self._per_tick):
-            msg.header.stamp = self._stamp()
+        msg = JointState(name=list(self.joint_names))
+        for t, age in self._due("joints"):
+            q, v = self.current_state(age)
+            msg.position, msg.velocity = q[:7].tolist(), v.tolist()
+            msg.header.stamp = self._stamp(t)
             self.joints_pub.publish(msg)
 
     def _gripper(self) -> None:
@@ -111,11 +145,16 @@ class FakeRobot(Node):
             name=[f"{self.arm_id}_finger_joint1", f"{self.arm_id}_finger_joint2"],
             position=[self.qpos[7] / 2, self.qpos[7] / 2],
         )
-        g.header.stamp = self._stamp()
-        self.gripper_pub.publish(g)
+        for t, _ in self._due("gripper"):
+            g.header.stamp = self._stamp(t)
+            self.gripper_pub.publish(g)
 
     def _camera(self) -> None:
         if not self.camera_alive:
+            self._last_sample.pop("camera", None)  # a revived camera starts afresh, it does not replay
+            return
+        due = self._due("camera")
+        if not due:
             return
         h, w, _ = self.image.shape
         data = self.image if self.encoding == "rgb8" else self.image[..., 0]
@@ -126,9 +165,10 @@ class FakeRobot(Node):
             step=w * (3 if self.encoding == "rgb8" else 1),
             data=data.tobytes(),
         )
-        msg.header.stamp = self._stamp()
         msg.header.frame_id = "camera_color_optical_frame"
-        self.image_pub.publish(msg)
+        for t, _ in due:
+            msg.header.stamp = self._stamp(t)
+            self.image_pub.publish(msg)
 
 
 def spin_until(executor: SingleThreadedExecutor, condition: Callable[[], bool], timeout: float) -> bool:

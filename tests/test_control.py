@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fake_gripper import FakeGraspServer, close_on
 
 from ccol_policy.control import (
     LIMITS,
@@ -13,8 +14,12 @@ from ccol_policy.control import (
     depth_to_metres,
     image_to_rgb,
     limits_for,
+    stop_trajectory,
 )
+from ccol_policy.gripper import FrankaGripper, grasp_succeeds
 from ccol_policy.policy import ObservationError
+
+from conftest import cubic_accelerations
 
 HOME = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
 
@@ -143,3 +148,61 @@ def test_gripper_command_keeps_squeezing_a_held_object() -> None:
     assert gripper_command(0.05, 0.08) == pytest.approx(0.04)  # closing: a little more than asked
     assert gripper_command(0.022, 0.022) == pytest.approx(0.012)  # holding a 2.2 cm pen: keep pressing
     assert gripper_command(0.004, 0.0) == pytest.approx(0.004)  # asks to open a little: it opens
+
+
+@pytest.mark.parametrize("object_width", [0.02, 0.04, 0.06])
+def test_policy_close_is_a_grasp_franka_gripper_reports_succeeded(object_width: float) -> None:
+    server = FakeGraspServer(object_width)
+    gripper = FrankaGripper(None, backend=server)
+    close_on(gripper, server, object_width)
+    assert [r[0] for r in server.results] == ["grasp"]  # one goal on the transition, not one per cycle
+    assert server.results[0][1:] == ("succeeded", object_width, True)
+    assert gripper.command(0.08, server.width) == "move" and server.width == 0.08  # the policy opens: released
+
+
+def test_grasp_epsilon_rule_and_windows_that_miss_objects() -> None:
+    # libfranka: success iff width - inner <= final <= width + outer
+    assert grasp_succeeds(0.0, 0.005, 0.08, 0.02) and not grasp_succeeds(0.07, 0.005, 0.08, 0.02)
+    # the old goal: the first predicted width below the measured one (about 0.07 m) aborts on a 4 cm object
+    server = FakeGraspServer(0.04)
+    server.grasp(0.07, 0.005, 0.08, speed=0.1, force=40.0)
+    assert server.results == [("grasp", "aborted", 0.04, False)]
+    # a configuration whose window cannot hold every object the hand spans is refused up front
+    with pytest.raises(ValueError, match="gripper_epsilon_outer_m >= 0.08"):
+        FrankaGripper(None, epsilon_outer=0.02, backend=server)
+    with pytest.raises(ValueError, match="not 0..0.08"):
+        FrankaGripper(None, grasp_width=0.07, backend=server)
+
+
+@pytest.mark.parametrize("acceleration_scale", [1.0, 0.3])
+def test_stop_from_max_joint_speed_brakes_within_the_acceleration_limit(acceleration_scale: float) -> None:
+    lim, dt = LIMITS["fr3"], 1 / 30
+    a_max = lim.acceleration * acceleration_scale
+    v0 = lim.velocity * np.array([1, -1, 1, -1, 1, -1, 1])
+    pos, vel = stop_trajectory(HOME[:7], v0, a_max, dt)
+    demanded = cubic_accelerations(HOME[:7], v0, dt, pos, vel)
+    assert (demanded <= a_max * (1 + 1e-9)).all(), demanded / a_max
+    assert (vel[-1] == 0).all() and len(pos) == int(np.ceil((lim.velocity / a_max).max() / dt - 1e-9))
+    # the old hold (one point at the start position, at rest, one period ahead) demanded far more
+    old = cubic_accelerations(HOME[:7], v0, dt, HOME[None, :7], np.zeros((1, 7)))
+    assert old.min() > 10 * a_max.max()
+    # at rest the stop is the old one-point hold
+    pos, vel = stop_trajectory(HOME[:7], np.zeros(7), a_max, dt)
+    assert pos.shape == (1, 7) and np.allclose(pos[0], HOME[:7]) and (vel == 0).all()
+
+
+def test_workspace_box_ends_trajectories_at_its_edge_and_holds_outside() -> None:
+    from ccol_policy.kinematics import tcp_jacobian
+
+    home_tcp = tcp_jacobian(HOME[None, :7])[0][0]
+    box = (home_tcp - 0.05, home_tcp + 0.05)
+    ex = ClosedLoopExecutor("panda", 0.05, 5, 8, mode="chunk", workspace=box)
+    chunk = np.tile(HOME, (5, 1))
+    chunk[:, 0] += np.linspace(0.05, 0.5, 5)  # base yaw: the TCP swings sideways out of the box
+    out, reason = ex.step(0.0, chunk, HOME)
+    assert reason is None and 0 < len(out) < 5
+    tcp = tcp_jacobian(out[:, :7])[0]
+    assert ((tcp >= box[0]) & (tcp <= box[1])).all()
+    far = ClosedLoopExecutor("panda", 0.05, 5, 8, mode="chunk", workspace=(home_tcp + 0.1, home_tcp + 0.2))
+    out, reason = far.step(0.0, chunk, HOME)
+    assert "outside the workspace box" in reason and np.allclose(out, HOME[None])

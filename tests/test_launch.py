@@ -111,14 +111,31 @@ def test_fr3_controllers_define_the_trajectory_controller_the_node_streams_to() 
 
 
 def test_driver_rows_and_franka_launch_argument_names() -> None:
-    from ccol_policy.robots import franka_launch_robot_argument, profile_for
+    """The robot argument comes from the installed franka.launch.py, not package.xml: v3.0.0 says 2.0.2 and takes
+    arm_id and controllers_yaml, v2.0.2 says 2.0.2 and takes no controllers_yaml, v2.2.0 takes robot_type
+    (excerpts of each tag's franka_bringup/launch/franka.launch.py)."""
+    from ccol_policy.robots import franka_launch_arguments, franka_launch_robot_argument, profile_for
 
-    assert (
-        franka_launch_robot_argument("3.4.0") == "robot_type" and franka_launch_robot_argument("2.5.0") == "robot_type"
-    )
-    assert franka_launch_robot_argument("3.1.1") == "arm_id" and franka_launch_robot_argument("2.1.0") == "arm_id"
+    v2_2 = """
+    robot_type = LaunchConfiguration('robot_type').perform(context)
+    controllers_yaml = LaunchConfiguration('controllers_yaml').perform(context)
+        DeclareLaunchArgument(
+            'robot_type', default_value='', description='ID of the type of arm used'
+        ),
+        DeclareLaunchArgument('controllers_yaml', default_value=PathJoinSubstitution([...]))"""
+    v3_0 = """
+            'arm_id': LaunchConfiguration('arm_id').perform(context),
+    controllers_yaml = LaunchConfiguration('controllers_yaml').perform(context)
+        DeclareLaunchArgument('arm_id',"""
+    v2_0_2 = """
+            'arm_id': LaunchConfiguration('arm_id').perform(context),
+    controllers_yaml = PathJoinSubstitution([
+        DeclareLaunchArgument('arm_id',"""
+    assert franka_launch_arguments(v2_2) == {"robot_type", "controllers_yaml"}
+    assert franka_launch_robot_argument(franka_launch_arguments(v2_2), "2.2.0") == "robot_type"
+    assert franka_launch_robot_argument(franka_launch_arguments(v3_0), "2.0.2") == "arm_id"
     with pytest.raises(ValueError, match="controllers_yaml"):
-        franka_launch_robot_argument("2.0.4")
+        franka_launch_robot_argument(franka_launch_arguments(v2_0_2), "2.0.2")
     assert profile_for("left_fr3").gripper_namespace == "/franka_gripper"
     assert (
         profile_for("panda").driver == "multipanda_ros2" and profile_for("panda").gripper_namespace == "/panda_gripper"
@@ -127,15 +144,33 @@ def test_driver_rows_and_franka_launch_argument_names() -> None:
         profile_for("ur5")
 
 
+def test_panda_trajectory_controller_config_replaces_multipandas_type() -> None:
+    """The Panda's spawner gets our controllers_panda.yaml (--param-file; the wiring is executed by
+    scripts/check_upstream_launch.py): its JTC section carries the plugin type, which the spawner sets on the
+    controller manager, and multipanda's effort interfaces and gains."""
+    from ccol_policy.robots import profile_for
+
+    profile = profile_for("panda")
+    robot_py = (ROOT / "ccol_bringup" / "ccol_bringup" / "robot.py").read_text()
+    assert '"controllers_panda.yaml"' in robot_py and '"--param-file", controllers_file(profile)' in robot_py
+    path = ROOT / "ccol_bringup" / "config" / "controllers_panda.yaml"
+    jtc = yaml.safe_load(path.read_text())[profile.trajectory_controller]["ros__parameters"]
+    assert jtc["type"] == "joint_trajectory_controller/JointTrajectoryController"
+    assert jtc["joints"] == [f"panda_joint{i}" for i in range(1, 8)]
+    assert jtc["command_interfaces"] == ["effort"] and jtc["state_interfaces"] == ["position", "velocity"]
+    assert set(jtc["gains"]) == set(jtc["joints"]) and jtc["allow_nonzero_velocity_at_trajectory_end"] is False
+
+
 def test_launch_files_against_upstream_sources() -> None:
     """scripts/check_upstream_launch.sh executes both launch files against franka_ros2, multipanda_ros2,
     franka_description and realsense-ros with ros2/launch + launch_ros from source; it needs those sources."""
     src = os.environ.get("CCOL_UPSTREAM_SRC")
     if not src:
         pytest.skip(
-            "needs the upstream sources (ros2/launch, launch_ros, osrf_pycommon, franka_ros2, franka_description, "
-            "multipanda_ros2, realsense-ros): run scripts/check_upstream_launch.sh, or set CCOL_UPSTREAM_SRC to its "
-            "exported src directory with launch/launch_ros/osrf_pycommon/xacro on PYTHONPATH"
+            "needs the upstream sources (ros2/launch, launch_ros, osrf_pycommon, franka_ros2 tags, "
+            "franka_description, multipanda_ros2, realsense-ros, ros2_control, ros2_controllers): run "
+            "scripts/check_upstream_launch.sh, or set CCOL_UPSTREAM_SRC to its exported src directory with "
+            "launch/launch_ros/osrf_pycommon/xacro on PYTHONPATH"
         )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "check_upstream_launch.py"), "--src", src],
@@ -144,3 +179,13 @@ def test_launch_files_against_upstream_sources() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_fr3_controller_config_has_franka_ros2_real_time_settings() -> None:
+    """franka_ros2 v3.4.0's controllers.yaml: thread_priority 98, overruns.manage false (ros2_control_node reads
+    both on Jazzy); JTC continues streamed chunks from the desired state."""
+    cfg = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "controllers_fr3.yaml").read_text())["/**"]
+    cm = cfg["controller_manager"]["ros__parameters"]
+    assert cm["update_rate"] == 1000 and cm["thread_priority"] == 98
+    assert cm["overruns"] == {"manage": False, "print_warnings": False}
+    assert cfg["joint_trajectory_controller"]["ros__parameters"]["interpolate_from_desired_state"] is True

@@ -235,7 +235,7 @@ def test_killed_recorder_keeps_earlier_episodes(tmp_path: Path) -> None:
         SyncConfig(control_rate_hz=20.0, image_width=32, image_height=24),
         progress=False,
     )
-    assert [r.status for r in rows] == ["ok"]
+    assert [r.status for r in rows] == ["ok"], rows
     # the next recorder start keeps the crashed episode aside and numbers after it
     rclpy.init()
     node = RecorderNode({"output_dir": str(out), "instruction": "x", "keyboard": False})

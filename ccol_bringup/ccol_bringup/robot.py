@@ -10,7 +10,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_ros.actions import Node
 
 from ccol_bringup import config_file, package_share
-from ccol_policy.robots import DriverProfile, franka_launch_robot_argument, profile_for
+from ccol_policy.robots import DriverProfile, franka_launch_arguments, franka_launch_robot_argument, profile_for
 
 
 def package_version(share: str) -> str:
@@ -22,10 +22,12 @@ def package_version(share: str) -> str:
     return match.group(1)
 
 
-def controllers_file(profile: DriverProfile) -> str | None:
-    """Our controller configuration for the driver (franka_ros2 defines no JointTrajectoryController; multipanda's
-    own configuration does and its launch file takes no other)."""
-    return config_file("controllers_fr3.yaml") if profile.driver == "franka_ros2" else None
+def controllers_file(profile: DriverProfile) -> str:
+    """Our controller configuration for the driver. franka_ros2 defines no JointTrajectoryController: franka.launch.py
+    gets ours as `controllers_yaml`. multipanda_ros2's launch takes no controllers file and types its JTC with a
+    plugin that no longer exists: the spawner hands ours over with `--param-file`, which sets the controller's `type`
+    and parameters on the controller manager before loading it (ros2_control >= 2.46 on Humble)."""
+    return config_file("controllers_fr3.yaml" if profile.driver == "franka_ros2" else "controllers_panda.yaml")
 
 
 def driver_include(robot_type: str, robot_ip: str) -> list:
@@ -41,8 +43,10 @@ def driver_include(robot_type: str, robot_ip: str) -> list:
             "(README support matrix) or leave robot_ip empty and start the driver yourself"
         )
     args = {"robot_ip": robot_ip, "load_gripper": "true"}
-    if profile.driver == "franka_ros2":
-        args[franka_launch_robot_argument(package_version(share))] = profile.robot_type
+    if profile.driver == "franka_ros2":  # argument names as the installed franka.launch.py reads them
+        with open(f"{share}/{profile.launch_file}") as f:
+            declared = franka_launch_arguments(f.read())
+        args[franka_launch_robot_argument(declared, package_version(share))] = profile.robot_type
         args["controllers_yaml"] = controllers_file(profile)
     return [
         IncludeLaunchDescription(
@@ -56,7 +60,5 @@ def spawn_controller(robot_type: str, controller: str) -> Node:
     record.launch.py (gravity compensation) and policy.launch.py (trajectory controller) can follow each other."""
     profile = profile_for(robot_type)
     arguments = [controller, "--controller-manager", "/controller_manager", "--unload-on-kill"]
-    params = controllers_file(profile)
-    if params:
-        arguments += ["--param-file", params]
+    arguments += ["--param-file", controllers_file(profile)]
     return Node(package="controller_manager", executable="spawner", arguments=arguments, output="screen")

@@ -81,7 +81,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _add_bag_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arm-id", default="fr3", help="fr3 or panda (joint names <arm_id>_joint1..7)")
+    p.add_argument(
+        "--arm-id",
+        default=None,
+        help="fr3 or panda (joint names <arm_id>_joint1..7); default: each bag's episode.json, else fr3",
+    )
     p.add_argument("--joint-states-topic", default="", help="default: the driver's (/franka/joint_states)")
     p.add_argument("--gripper-topic", default="", help="default: the driver's (/franka_gripper/joint_states)")
     p.add_argument("--color-topic", default="/camera/camera/color/image_raw")
@@ -107,7 +111,7 @@ def _bag_config(args: argparse.Namespace, image_size: str = "224x224"):
 
     w, h = (int(x) for x in image_size.lower().split("x"))
     topics = BagTopics(
-        arm_id=args.arm_id,
+        arm_id=args.arm_id or "fr3",
         joint_states=args.joint_states_topic,
         gripper=None if args.no_gripper else args.gripper_topic,
         color=args.color_topic,
@@ -138,6 +142,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         instruction=args.instruction,
         include_failures=args.include_failures,
         progress=not args.no_progress,
+        arm_id_from_bag=args.arm_id is None,
     )
     log.info("build-dataset summary:\n%s", summary_table(rows))
     ok = [Path(args.out) / r.output for r in rows if r.status == "ok"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ccol_policy.kinematics import FingertipFloor
+from ccol_policy.kinematics import FingertipFloor, tcp_jacobian
 from ccol_policy.policy import ObservationError, TemporalEnsembler
 
 # Franka Hand: the fingertips' lowest point below hand_tcp (franka_description end_effectors/common/
@@ -171,9 +171,11 @@ class ClosedLoopExecutor:
     ACT temporal ensemble (the newest one predicted in that period), so weights go by the chunk's age in periods;
     in `chunk` mode the newest chunk is executed as it is. The result goes through the `RateLimiter`, seeded from
     the measured joints when execution (re)starts. With `tcp_floor_z` (m, base frame) targets that would put the
-    hand's TCP lower are raised to it first (`FingertipFloor`; `raised` counts them). Only gross anomalies hold: a
-    non-finite output or a first target more than `max_jump` rad from the measured joints; after a hold, execution
-    restarts cleanly (ensemble emptied, limiter re-seeded from the measured state).
+    hand's TCP lower are raised to it first (`FingertipFloor`; `raised` counts them). With `workspace` ((3,) lower,
+    (3,) upper corner, m, base frame) the commanded trajectory ends before the first target whose TCP leaves the
+    box, and holds when the first one would. Otherwise only gross anomalies hold: a non-finite output or a first
+    target more than `max_jump` rad from the measured joints; after a hold, execution restarts cleanly (ensemble
+    emptied, limiter re-seeded from the measured state).
     """
 
     def __init__(
@@ -189,6 +191,7 @@ class ClosedLoopExecutor:
         velocity_scale: float = 1.0,
         acceleration_scale: float = 1.0,
         tcp_floor_z: float | None = None,
+        workspace: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if mode not in ("ensemble", "chunk"):
             raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {mode!r}")
@@ -200,6 +203,7 @@ class ClosedLoopExecutor:
         self.limiter = RateLimiter(arm_id, dt, velocity_scale, acceleration_scale)
         self.floor = FingertipFloor(tcp_floor_z) if tcp_floor_z is not None else None
         self.raised = 0  # targets the floor moved up, since construction
+        self.workspace = None if workspace is None else tuple(np.asarray(c, np.float64) for c in workspace)
         self._t0: float | None = None
         self._period = -1  # control period of the limiter's committed state
         self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # limiter state after this period
@@ -246,7 +250,21 @@ class ClosedLoopExecutor:
         if self.floor is not None:
             targets, n = self.floor.apply(targets)
             self.raised += n
-        out, self._pending = self.limiter.rollout(targets)
+        out, pending = self.limiter.rollout(targets)
+        if self.workspace is not None:
+            lower, upper = self.workspace
+            tcp, _ = tcp_jacobian(out[:, :7])
+            outside = np.flatnonzero(((tcp < lower) | (tcp > upper)).any(axis=1))
+            if len(outside) and outside[0] == 0:
+                self.reset()
+                x, y, z = tcp[0]
+                return hold, (
+                    f"next target puts the TCP at ({x:.3f}, {y:.3f}, {z:.3f}) m, outside the workspace box "
+                    f"{lower.tolist()}..{upper.tolist()} (workspace_min_xyz/workspace_max_xyz)"
+                )
+            if len(outside):
+                out = out[: outside[0]]
+        self._pending = pending
         return out, None
 
 
@@ -258,6 +276,26 @@ def point_velocities(positions: np.ndarray, dt: float, start: np.ndarray) -> np.
     v = (padded[2:] - padded[:-2]) / (2 * dt)
     v[-1] = 0.0
     return v
+
+
+def stop_trajectory(
+    position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray, dt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A hold that a moving arm can follow: from `position`, `velocity` (7,) every joint decelerates uniformly to
+    rest within `acceleration` (7,) rad/s^2, all joints stopping together after n whole periods dt, then the last
+    point holds. Returns positions and velocities (n, 7) for the points at dt, 2 dt, ... n dt (the last at rest);
+    cubic interpolation through them (joint_trajectory_controller with velocities) reproduces the constant
+    deceleration. At rest: one point at `position`, one period ahead (the old hold)."""
+    q0 = np.asarray(position, np.float64)[:7]
+    v0 = np.asarray(velocity, np.float64)[:7]
+    brake_time = float(np.max(np.abs(v0) / np.asarray(acceleration, np.float64)[:7]))
+    n = max(1, int(np.ceil(brake_time / dt - 1e-9)))
+    total = n * dt
+    t = dt * np.arange(1, n + 1)[:, None]
+    positions = q0 + v0 * t - 0.5 * (v0 / total) * t**2
+    velocities = v0 * (1.0 - t / total)
+    velocities[-1] = 0.0
+    return positions, velocities
 
 
 class LatencyWindow:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +90,11 @@ def build_dataset(
     instruction: str | None = None,
     include_failures: bool = False,
     progress: bool = True,
+    arm_id_from_bag: bool = False,
 ) -> list[BuildRow]:
-    """Convert every bag; bad bags are skipped with their reason. Returns one row per bag."""
+    """Convert every bag; bad bags are skipped with their reason. Returns one row per bag. With
+    `arm_id_from_bag`, a bag whose episode.json names its `arm_id` (the recorder's and the simulator's do) is read
+    with that robot's topics and joint names instead of `topics.arm_id`."""
     topics = topics or BagTopics()
     cfg = cfg or SyncConfig()
     out = Path(out_dir)
@@ -105,12 +108,16 @@ def build_dataset(
 
         iterator = tqdm(bags, desc="build-dataset", unit="bag")
     for bag in iterator:
-        if not include_failures and not read_metadata(bag).get("success", True):
+        meta = read_metadata(bag)
+        if not include_failures and not meta.get("success", True):
             rows.append(BuildRow(str(bag), "skipped", reason="marked unsuccessful (use --include-failures)"))
             continue
+        bag_topics = topics
+        if arm_id_from_bag and meta.get("arm_id") and meta["arm_id"] != topics.arm_id:
+            bag_topics = replace(topics, arm_id=meta["arm_id"])
         target = out / f"episode_{start + sum(r.status == 'ok' for r in rows):04d}.hdf5"
         try:
-            rows.append(convert_bag(bag, target, topics, cfg, instruction))
+            rows.append(convert_bag(bag, target, bag_topics, cfg, instruction))
         except BagError as exc:
             rows.append(BuildRow(str(bag), "skipped", reason=str(exc).removeprefix(f"{bag}: ")))
     return rows

@@ -15,9 +15,10 @@ publishes the trajectories on `~/dry_run_trajectory` and `~/action_chunk` only.
 Chunks become commands through `ClosedLoopExecutor` (shared with `ccol sim-eval` and `ccol replay`): temporal
 ensembling on the training control-period grid, targets clamped to the joint limits and rate-limited to the
 velocity/acceleration limits. Nothing is published from stale, invalid or grossly wrong data: the cycle holds,
-says why in the status and a throttled warning, and on entering a hold sends a one-point trajectory at the last
-valid measured position, which joint_trajectory_controller executes instead of finishing the previous chunk (it
-rejects an empty trajectory). Leaving a hold restarts from the measured state.
+says why in the status and a throttled warning, and on entering a hold sends a stop trajectory from the last valid
+measured position and velocity that brakes within the acceleration limits (`stop_trajectory`; one point at that
+position when the arm is at rest), which joint_trajectory_controller executes instead of finishing the previous
+chunk (it rejects an empty trajectory). Leaving a hold restarts from the measured state.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from ccol_policy.control import (
     gripper_command,
     image_to_rgb,
     point_velocities,
+    stop_trajectory,
     tcp_floor,
 )
 from ccol_policy.gripper import FrankaGripper
@@ -78,15 +80,19 @@ DEFAULTS: dict[str, Any] = {
     "gripper_min_change_m": 0.005,
     "gripper_speed_mps": 0.1,
     "gripper_force_n": 40.0,  # grasp force when closing
-    "gripper_epsilon_inner_m": 0.005,  # grasp tolerance below the commanded width
-    "gripper_epsilon_outer_m": 0.08,  # ... and above it: any object the hand closes on counts as grasped
+    "gripper_grasp_width_m": 0.0,  # a close is a Grasp to this width: 0 closes until the fingers stall on the object
+    "gripper_epsilon_inner_m": 0.005,  # grasp tolerance below gripper_grasp_width_m
+    "gripper_epsilon_outer_m": 0.08,  # ... and above it: the window covers 0..max width, any held object succeeds
     "gripper_squeeze_m": 0.01,  # topic mode: command this much below a closing/holding width (measured labels)
     "max_obs_age_s": 0.25,
     "expected_image_width": 0,  # 0: any size
     "expected_image_height": 0,
     "max_jump_rad": 0.5,  # hold when the first target is further than this from the measured joints
-    "velocity_scale": 1.0,  # fraction of the joint velocity limits the rate limiter allows
-    "acceleration_scale": 1.0,  # fraction of the joint acceleration limits
+    "velocity_scale": 0.5,  # fraction of the joint velocity limits the rate limiter allows (first runs: < 1)
+    "acceleration_scale": 0.5,  # fraction of the joint acceleration limits (also the hold's braking)
+    "workspace_box": True,  # hold / end trajectories at targets whose TCP leaves the box below
+    "workspace_min_xyz": [0.2, -0.45, 0.0],  # m, the arm's base frame (the floor is fingertip_floor's job)
+    "workspace_max_xyz": [0.75, 0.45, 0.75],
     "fingertip_floor": True,  # keep the commanded fingertips fingertip_clearance_m above table_z
     "table_z": 0.0,  # table top in the arm's base frame (m); 0: the arm stands on the table
     "tcp_to_fingertip_m": FRANKA_HAND_TCP_TO_TIP_M,  # hand_tcp to the fingertips' lowest point (Franka Hand)
@@ -138,6 +144,7 @@ class PolicyNode(Node):
             tcp_floor_z=tcp_floor(p("table_z"), p("tcp_to_fingertip_m"), p("fingertip_clearance_m"))
             if p("fingertip_floor")
             else None,
+            workspace=(p("workspace_min_xyz"), p("workspace_max_xyz")) if p("workspace_box") else None,
         )
         self.max_age = p("max_obs_age_s")
         # read once: the control cycle does not look parameters up
@@ -149,13 +156,15 @@ class PolicyNode(Node):
         self._image: tuple[Image, float] | None = None  # (message, receive time)
         self._depth: tuple[Image, float] | None = None
         self._joints: tuple[np.ndarray, float, float] | None = None  # (q7, stamp, receive time)
+        self._joint_velocity: np.ndarray | None = None  # measured (7,), where the driver publishes velocities
         self._fingers: tuple[float, float] | None = None  # (width, stamp)
         self._joint_error: str | None = None
         self.enabled = bool(p("start_enabled"))
         self.hold_reason = "disabled" if not self.enabled else "waiting for first cycle"
         self._holding = True
         self._pending_instruction: str | None = p("instruction") or None
-        self._last_valid_q: np.ndarray | None = None  # where a hold keeps the arm
+        self._last_valid_q: np.ndarray | None = None  # where a hold starts braking
+        self._last_valid_v: np.ndarray | None = None  # ... and at what velocity
         self._last_gripper: float | None = None
         self.cycles = 0
         self.commands = 0
@@ -200,6 +209,8 @@ class PolicyNode(Node):
                 epsilon_outer=p("gripper_epsilon_outer_m"),
                 speed=p("gripper_speed_mps"),
                 min_change=self.gripper_min_change,
+                grasp_width=p("gripper_grasp_width_m"),
+                max_width=self.closed_loop.limiter.limits.gripper_max_width,
             )
         elif self.gripper_mode == "topic":
             self._gripper_pub = self.create_publisher(Float64, p("gripper_command_topic"), 10)
@@ -248,6 +259,8 @@ class PolicyNode(Node):
         self._joint_error = None
         q = np.array([msg.position[index[n]] for n in self.arm_joints], np.float64)
         self._joints = (q, self._stamp(msg), self._now())
+        if len(msg.velocity) >= len(msg.name):
+            self._joint_velocity = np.array([msg.velocity[index[n]] for n in self.arm_joints], np.float64)
         if all(f in index for f in self.fingers):
             self._fingers = (sum(msg.position[index[f]] for f in self.fingers), self._stamp(msg))
 
@@ -332,7 +345,7 @@ class PolicyNode(Node):
             self._holding = True
             self.closed_loop.reset()
             if self._last_valid_q is not None and self.commands:
-                self._publish_points(self._last_valid_q[None])  # JTC replaces the running chunk and stays here
+                self._publish_stop()
 
     def _cycle(self) -> None:
         self.cycles += 1
@@ -362,6 +375,7 @@ class PolicyNode(Node):
             return
         self.latency.add(inference_s)
         self._last_valid_q = qpos[:7].copy()
+        self._last_valid_v = None if self._joint_velocity is None else self._joint_velocity.copy()
         self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=inference_s)
         targets, reason = self.closed_loop.step(now, chunk, qpos)
         if reason:
@@ -379,13 +393,25 @@ class PolicyNode(Node):
         if self.use_gripper and not self.dry_run:
             self._command_gripper(float(targets[0, 7]), self._fingers[0])
 
-    def _publish_points(self, targets: np.ndarray) -> None:
+    def _publish_stop(self) -> None:
+        """The hold: JTC replaces the running chunk with a stop from the last valid measured position and velocity
+        (the commanded one where the driver sends no velocities), braking within the rate limiter's
+        acceleration limits, then stays at the last point (JTC rejects an empty trajectory)."""
+        limiter = self.closed_loop.limiter
+        velocity = self._last_valid_v
+        if velocity is None:
+            velocity = limiter.state[1] if limiter.state is not None else np.zeros(7)
+        positions, velocities = stop_trajectory(self._last_valid_q, velocity, limiter.a_max, self.dt)
+        self._publish_points(positions, velocities)
+
+    def _publish_points(self, targets: np.ndarray, velocities: np.ndarray | None = None) -> None:
         """Joint positions (n, 7+) as a trajectory with points every dt, starting on receipt, with velocities
-        (the last point at rest)."""
+        (given, or central differences with the last point at rest)."""
         msg = JointTrajectory()
         msg.joint_names = list(self.arm_joints)  # header.stamp zero: start executing on receipt
         start = self._last_valid_q if self._last_valid_q is not None else targets[0, :7]
-        velocities = point_velocities(targets, self.dt, start) if len(targets) > 1 else np.zeros((1, 7))
+        if velocities is None:
+            velocities = point_velocities(targets, self.dt, start) if len(targets) > 1 else np.zeros((1, 7))
         for i, (row, vel) in enumerate(zip(targets, velocities)):
             ns = round((i + 1) * self.dt * 1e9)
             msg.points.append(

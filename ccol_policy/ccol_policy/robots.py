@@ -11,6 +11,7 @@ the 1 kHz update rate); `/joint_states` is joint_state_publisher's 30 Hz merge o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -49,7 +50,8 @@ PROFILES: dict[str, DriverProfile] = {
         trajectory_controller="joint_trajectory_controller",
         gravity_controller="gravity_compensation_example_controller",
     ),
-    # multipanda_ros2: its controllers.yaml defines joint_trajectory_controller (not spawned by its launch file);
+    # multipanda_ros2: its controllers.yaml types joint_trajectory_controller with a plugin that no longer exists (and
+    # its launch does not spawn it); ours (ccol_bringup controllers_panda.yaml) goes to the spawner as --param-file;
     # its franka_gripper_node.yaml: panda_gripper state_publish_rate 50
     "panda": DriverProfile(
         driver="multipanda_ros2",
@@ -73,17 +75,38 @@ def profile_for(robot_type: str) -> DriverProfile:
     raise ValueError(f"unknown robot_type {robot_type!r}: use 'fr3' (franka_ros2) or 'panda' (multipanda_ros2)")
 
 
-def franka_launch_robot_argument(franka_ros2_version: str) -> str:
-    """franka.launch.py names the robot `robot_type` since v2.5.0 (Humble) / v3.2.0 (Jazzy), `arm_id` before."""
-    major, minor = (int(x) for x in franka_ros2_version.split(".")[:2])
-    if (major == 2 and minor >= 5) or (major == 3 and minor >= 2) or major > 3:
-        return "robot_type"
-    if (major, minor) < (2, 1):
+def franka_launch_arguments(launch_text: str) -> set[str]:
+    """The launch arguments a franka.launch.py reads (`LaunchConfiguration('name')` or `DeclareLaunchArgument(
+    'name'` with a literal name), from the file's text."""
+    return set(re.findall(r"(?:LaunchConfiguration|DeclareLaunchArgument)\(\s*['\"]([A-Za-z_]\w*)['\"]", launch_text))
+
+
+def franka_launch_robot_argument(launch_arguments: set[str], franka_ros2_version: str = "?") -> str:
+    """The name under which the installed franka.launch.py takes the robot: `robot_type` or `arm_id`. Decided from
+    the launch file's own arguments (`franka_launch_arguments`), because package.xml does not tell the versions
+    apart (read from each tag's franka_bringup/launch/franka.launch.py and package.xml):
+
+    | tags            | package.xml      | robot argument | controllers_yaml argument |
+    | v2.0.0-v2.0.2   | 1.0.0, 2.0.2     | arm_id         | no                        |
+    | v2.0.3-v2.1.0   | 2.0.2, 2.1.0     | arm_id         | yes                       |
+    | v2.2.0-v2.5.0   | 2.2.0-2.5.0      | robot_type     | yes                       |
+    | v3.0.0          | 2.0.2 (sic)      | arm_id         | yes                       |
+    | v3.1.0-v3.1.1   | 3.1.0            | arm_id         | yes                       |
+    | v3.2.0-v3.4.0   | 3.2.0-3.4.0      | robot_type     | yes                       |
+
+    `franka_ros2_version` (its package.xml) only goes into the error message."""
+    if "controllers_yaml" not in launch_arguments:
         raise ValueError(
-            f"franka_ros2 {franka_ros2_version} has no controllers_yaml launch argument (added in v2.1.0); "
-            "update franka_ros2"
+            f"franka_ros2 {franka_ros2_version}: franka.launch.py takes no controllers_yaml argument (added in v2.0.3 "
+            "/ v3.0.0); update franka_ros2"
         )
-    return "arm_id"
+    for name in ("robot_type", "arm_id"):
+        if name in launch_arguments:
+            return name
+    raise ValueError(
+        f"franka_ros2 {franka_ros2_version}: franka.launch.py takes neither robot_type nor arm_id "
+        f"(it reads {sorted(launch_arguments)})"
+    )
 
 
 # The ccol_sim MuJoCo Panda's hand (gymnasium-robotics' Panda MJCF): its end-effector site is the arm's TCP (within
