@@ -6,18 +6,10 @@ import numpy as np
 import pytest
 from fake_gripper import FakeGraspServer, close_on
 
-from ccol_policy.control import (
-    LIMITS,
-    ClosedLoopExecutor,
-    LatencyWindow,
-    RateLimiter,
-    depth_to_metres,
-    image_to_rgb,
-    limits_for,
-    stop_trajectory,
-)
+from ccol_policy.control import ClosedLoopExecutor, LatencyWindow, ObservationError, RateLimiter, stop_trajectory
 from ccol_policy.gripper import FrankaGripper, grasp_succeeds
-from ccol_policy.policy import ObservationError
+from ccol_policy.messages import depth_to_metres, image_to_rgb
+from ccol_policy.robots import LIMITS, limits_for
 
 from conftest import cubic_accelerations
 

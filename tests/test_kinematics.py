@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ccol_policy.control import FRANKA_HAND_TCP_TO_TIP_M, ClosedLoopExecutor, tcp_floor
+from ccol_policy.control import ClosedLoopExecutor
 from ccol_policy.kinematics import FingertipFloor, joint_frames, tcp_jacobian
+from ccol_policy.robots import FRANKA_HAND_TCP_TO_TIP_M, tcp_floor
 
 READY = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])
 GRASP = np.array([-0.198, 0.283, -0.188, -2.621, 0.197, 2.889, -0.723])  # a sim grasp pose, TCP 5 cm up

@@ -1,10 +1,16 @@
-"""The packages' arrows: ccol_sim builds on ccol_policy, never the reverse; the simulator adds its own `ccol` verbs."""
+"""The packages' arrows: ccol_sim builds on ccol_policy, never the reverse; the simulator adds its own `ccol` verbs;
+the control and data layer (and the recorder on it) import no torch."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +54,17 @@ def test_simulator_verbs_are_registered_through_the_entry_point() -> None:
     assert parser.parse_args(["replay", "e"]).replay_in_sim is not None
     assert parser.parse_args(["build-dataset", "b", "--out", "o"]).check_episodes is not None
     assert parser.parse_args(["eval-bag", "b", "--checkpoint", "c"]).scene_regions is not None
+
+
+def test_control_layer_bag_tools_and_recorder_load_no_torch() -> None:
+    modules = ["ccol_policy.robots", "ccol_policy.messages", "ccol_policy.control", "ccol_policy.bags"]
+    if importlib.util.find_spec("rclpy") is not None:
+        modules.append("ccol_teleop.recorder_node")
+    code = (
+        f"import sys; import {', '.join(modules)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", f"{modules} loaded torch: {proc.stdout.strip()[:300]}"
+    if "ccol_teleop.recorder_node" not in modules:
+        pytest.skip("rclpy wheels not installed: the recorder's imports were not checked")

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from ccol_policy.checkpoint import CheckpointError, load_checkpoint
-from ccol_policy.policy import CCoLPolicy, ObservationError, TemporalEnsembler
+from ccol_policy.control import ObservationError, TemporalEnsembler
+from ccol_policy.policy import CCoLPolicy
 from ccol_policy.training import train
 
 from conftest import tiny_config

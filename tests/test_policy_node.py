@@ -21,9 +21,10 @@ from std_msgs.msg import Float64, String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-from ccol_policy.control import LIMITS, stop_trajectory  # noqa: E402
+from ccol_policy.control import stop_trajectory  # noqa: E402
 from ccol_policy.policy import CCoLPolicy  # noqa: E402
 from ccol_policy.policy_node import PolicyNode  # noqa: E402
+from ccol_policy.robots import LIMITS  # noqa: E402
 from ccol_policy.training import train  # noqa: E402
 
 

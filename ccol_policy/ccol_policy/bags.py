@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ccol_policy.control import arm_joint_names, depth_to_metres, finger_joint_names, image_to_rgb
-from ccol_policy.policy import ObservationError
-from ccol_policy.robots import profile_for
+from ccol_policy.control import ObservationError
+from ccol_policy.messages import depth_to_metres, image_to_rgb
+from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 
 log = logging.getLogger(__name__)
 

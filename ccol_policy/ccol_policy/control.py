@@ -1,4 +1,6 @@
-"""ROS-free control logic of the policy node: observation checks, joint limits, the first-step bound, timing.
+"""ROS-free, torch-free control logic of the policy node: the executor (temporal ensembling, rate limiting, the
+first-step bound, the floor and the workspace box), the stop trajectory, timing. Robot facts live in
+`ccol_policy.robots`, message decoding in `ccol_policy.messages`.
 
 The node (`policy_node.py`) only translates messages into these calls, so everything that decides whether the
 robot moves is tested without ROS.
@@ -7,96 +9,15 @@ robot moves is tested without ROS.
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 
 import numpy as np
 
 from ccol_policy.kinematics import FingertipFloor, tcp_jacobian
-from ccol_policy.policy import ObservationError, TemporalEnsembler
-
-# Franka Hand: the fingertips' lowest point below hand_tcp (franka_description end_effectors/common/
-# franka_hand.xacro: finger joints at z 0.0584, fingertip box centre +0.04525, half height 0.00925; TCP at 0.1034)
-FRANKA_HAND_TCP_TO_TIP_M = 0.0095
+from ccol_policy.robots import limits_for
 
 
-@dataclass(frozen=True)
-class ArmLimits:
-    lower: np.ndarray  # (7,) rad
-    upper: np.ndarray  # (7,) rad
-    velocity: np.ndarray  # (7,) rad/s
-    acceleration: np.ndarray  # (7,) rad/s^2
-    gripper_max_width: float = 0.08  # m (Franka Hand)
-
-
-# Franka datasheets (Panda: "Robot and interface specifications"; FR3: "Franka Research 3" datasheet).
-LIMITS: dict[str, ArmLimits] = {
-    "panda": ArmLimits(
-        lower=np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]),
-        upper=np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973]),
-        velocity=np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]),
-        acceleration=np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0]),
-    ),
-    "fr3": ArmLimits(
-        lower=np.array([-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159]),
-        upper=np.array([2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159]),
-        velocity=np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26]),
-        acceleration=np.array([10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]),
-    ),
-}
-
-
-def tcp_floor(table_z: float, tcp_to_tip: float = FRANKA_HAND_TCP_TO_TIP_M, clearance: float = 0.004) -> float:
-    """The lowest TCP height (base frame) that keeps the fingertips `clearance` above a table top at `table_z`."""
-    if not all(np.isfinite([table_z, tcp_to_tip, clearance])):
-        raise ValueError("table_z, tcp_to_fingertip_m and fingertip_clearance_m must be finite numbers")
-    return table_z + tcp_to_tip + clearance
-
-
-def arm_joint_names(arm_id: str) -> list[str]:
-    return [f"{arm_id}_joint{i}" for i in range(1, 8)]
-
-
-def finger_joint_names(arm_id: str) -> list[str]:
-    return [f"{arm_id}_finger_joint1", f"{arm_id}_finger_joint2"]
-
-
-def limits_for(arm_id: str) -> ArmLimits:
-    """Limits by arm_id; multi-arm ids like "left_fr3" (franka_ros2's arm_prefix) use their model's limits."""
-    for model, limits in LIMITS.items():
-        if arm_id == model or arm_id.endswith("_" + model):
-            return limits
-    raise ValueError(f"unknown arm_id {arm_id!r}: use 'panda' or 'fr3' (or a prefixed id like 'left_fr3')")
-
-
-def image_to_rgb(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
-    """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. Raises ObservationError for encodings we cannot use."""
-    enc = encoding.lower()
-    if enc not in ("rgb8", "bgr8", "rgba8", "bgra8"):
-        raise ObservationError(f"image: unsupported encoding {encoding!r}; publish rgb8 or bgr8")
-    channels = 4 if enc.endswith("a8") else 3
-    buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), np.uint8)
-    if step < width * channels or len(buf) < step * height:
-        raise ObservationError(f"image: {len(buf)} bytes do not hold {height}x{width} {encoding} (step {step})")
-    img = buf[: step * height].reshape(height, step)[:, : width * channels].reshape(height, width, channels)
-    img = img[..., :3]
-    if enc.startswith("bgr"):
-        img = img[..., ::-1]
-    return np.ascontiguousarray(img)
-
-
-def depth_to_metres(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
-    """16UC1 (mm, realsense-ros default) or 32FC1 (m) depth -> (H, W) float32 metres."""
-    enc = encoding.upper()
-    dtype = {"16UC1": np.dtype("<u2"), "MONO16": np.dtype("<u2"), "32FC1": np.dtype("<f4")}.get(enc)
-    if dtype is None:
-        raise ObservationError(f"depth: unsupported encoding {encoding!r}; publish 16UC1 (mm) or 32FC1 (m)")
-    raw = bytes(data) if not isinstance(data, np.ndarray) else data.tobytes()
-    if len(raw) < step * height or step < width * dtype.itemsize:
-        raise ObservationError(f"depth: {len(raw)} bytes do not hold {height}x{width} {encoding}")
-    rows = np.frombuffer(raw[: step * height], np.uint8).reshape(height, step)[:, : width * dtype.itemsize]
-    d = rows.copy().view(dtype).reshape(height, width).astype(np.float32)
-    d = d / 1000.0 if dtype.kind == "u" else d
-    return np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
+class ObservationError(ValueError):
+    """An observation the policy must not act on; the message names the field."""
 
 
 def gripper_command(predicted: float, measured: float, squeeze: float = 0.01, max_width: float = 0.08) -> float:
@@ -161,6 +82,48 @@ class RateLimiter:
 
     def commit(self, state: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         self.state = state
+
+
+class TemporalEnsembler:
+    """ACT-style temporal ensembling: the action for step t is a weighted mean of every chunk that covers t.
+
+    Steps are control periods; one chunk per step. Weights are exp(-m * i) with i = 0 for the oldest prediction
+    (Zhao et al. 2023), normalised.
+    """
+
+    def __init__(self, chunk_size: int, action_dim: int, m: float = 0.01) -> None:
+        self.k = chunk_size
+        self.m = m
+        self._chunks: list[tuple[int, np.ndarray]] = []  # (step the chunk was predicted at, (k, A))
+        self.action_dim = action_dim
+
+    def reset(self) -> None:
+        self._chunks.clear()
+
+    def add(self, step: int, chunk: np.ndarray) -> None:
+        if chunk.shape != (self.k, self.action_dim):
+            raise ValueError(f"chunk must be ({self.k}, {self.action_dim}), got {chunk.shape}")
+        # one chunk per step (the newest replaces an earlier one of the same step); drop chunks that ended
+        self._chunks = [(s, c) for s, c in self._chunks if s + self.k > step and s != step]
+        self._chunks.append((step, chunk))
+
+    def action(self, step: int) -> np.ndarray:
+        """Blended action for `step` from the chunks covering it (oldest first)."""
+        preds = [c[step - s] for s, c in self._chunks if s <= step < s + self.k]
+        if not preds:
+            raise ValueError(f"no chunk covers step {step}")
+        w = np.exp(-self.m * np.arange(len(preds)))
+        w /= w.sum()
+        return (np.stack(preds) * w[:, None]).sum(0)
+
+    def trajectory(self, step: int, horizon: int) -> np.ndarray:
+        """Blended actions for steps step .. step + horizon - 1 (as far as chunks reach): (n, A)."""
+        out = []
+        for t in range(step, step + horizon):
+            if not any(s <= t < s + self.k for s, _ in self._chunks):
+                break
+            out.append(self.action(t))
+        return np.stack(out) if out else np.zeros((0, self.action_dim))
 
 
 class ClosedLoopExecutor:

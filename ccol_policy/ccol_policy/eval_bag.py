@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from ccol_policy.bags import BagError, BagTopics, SyncConfig, iter_images, read_streams, synchronise
+from ccol_policy.control import TemporalEnsembler
 from ccol_policy.metrics import attention_share, horizon_errors, patch_coverage, per_joint_l1, smoothness
-from ccol_policy.policy import CCoLPolicy, TemporalEnsembler
+from ccol_policy.policy import CCoLPolicy
 
 log = logging.getLogger(__name__)
 

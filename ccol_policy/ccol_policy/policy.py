@@ -1,7 +1,8 @@
 """Inference API: one call from an RGB(-D) frame, a joint-state vector and an instruction to an action chunk.
 
 `CCoLPolicy` owns what the `nn.Module` does not: normalisation, the cached instruction embedding, input
-validation and device placement. `TemporalEnsembler` blends overlapping chunks (ACT's temporal ensembling).
+validation and device placement. ACT's temporal ensembling (`TemporalEnsembler`) lives with the executor in
+`ccol_policy.control`, which imports no torch.
 The ROS policy node, `ccol sim-eval` and `ccol eval-bag` all go through `CCoLPolicy.predict_chunk`.
 """
 
@@ -15,13 +16,10 @@ import numpy as np
 import torch
 
 from ccol_policy.checkpoint import Checkpoint, load_checkpoint
+from ccol_policy.control import ObservationError
 from ccol_policy.model.alignment import AlignmentAttention
 
 log = logging.getLogger(__name__)
-
-
-class ObservationError(ValueError):
-    """An observation the policy must not act on; the message names the field."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -147,45 +145,3 @@ class CCoLPolicy:
             "device": str(self.device),
             "instructions": self.ckpt.instructions,
         }
-
-
-class TemporalEnsembler:
-    """ACT-style temporal ensembling: the action for step t is a weighted mean of every chunk that covers t.
-
-    Steps are control periods; one chunk per step. Weights are exp(-m * i) with i = 0 for the oldest prediction
-    (Zhao et al. 2023), normalised.
-    """
-
-    def __init__(self, chunk_size: int, action_dim: int, m: float = 0.01) -> None:
-        self.k = chunk_size
-        self.m = m
-        self._chunks: list[tuple[int, np.ndarray]] = []  # (step the chunk was predicted at, (k, A))
-        self.action_dim = action_dim
-
-    def reset(self) -> None:
-        self._chunks.clear()
-
-    def add(self, step: int, chunk: np.ndarray) -> None:
-        if chunk.shape != (self.k, self.action_dim):
-            raise ValueError(f"chunk must be ({self.k}, {self.action_dim}), got {chunk.shape}")
-        # one chunk per step (the newest replaces an earlier one of the same step); drop chunks that ended
-        self._chunks = [(s, c) for s, c in self._chunks if s + self.k > step and s != step]
-        self._chunks.append((step, chunk))
-
-    def action(self, step: int) -> np.ndarray:
-        """Blended action for `step` from the chunks covering it (oldest first)."""
-        preds = [c[step - s] for s, c in self._chunks if s <= step < s + self.k]
-        if not preds:
-            raise ValueError(f"no chunk covers step {step}")
-        w = np.exp(-self.m * np.arange(len(preds)))
-        w /= w.sum()
-        return (np.stack(preds) * w[:, None]).sum(0)
-
-    def trajectory(self, step: int, horizon: int) -> np.ndarray:
-        """Blended actions for steps step .. step + horizon - 1 (as far as chunks reach): (n, A)."""
-        out = []
-        for t in range(step, step + horizon):
-            if not any(s <= t < s + self.k for s, _ in self._chunks):
-                break
-            out.append(self.action(t))
-        return np.stack(out) if out else np.zeros((0, self.action_dim))

@@ -44,20 +44,17 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ccol_policy.checkpoint import CheckpointError
 from ccol_policy.control import (
-    FRANKA_HAND_TCP_TO_TIP_M,
     ClosedLoopExecutor,
     LatencyWindow,
-    arm_joint_names,
-    depth_to_metres,
-    finger_joint_names,
+    ObservationError,
     gripper_command,
-    image_to_rgb,
     point_velocities,
     stop_trajectory,
-    tcp_floor,
 )
 from ccol_policy.gripper import FrankaGripper
-from ccol_policy.policy import CCoLPolicy, ObservationError
+from ccol_policy.messages import depth_to_metres, image_to_rgb
+from ccol_policy.policy import CCoLPolicy
+from ccol_policy.robots import FRANKA_HAND_TCP_TO_TIP_M, arm_joint_names, finger_joint_names, tcp_floor
 
 DEFAULTS: dict[str, Any] = {
     "checkpoint": "",

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from ccol_policy.control import ClosedLoopExecutor, arm_joint_names, tcp_floor
+from ccol_policy.control import ClosedLoopExecutor
+from ccol_policy.robots import arm_joint_names, tcp_floor
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""The robot rows we support and the names their upstream drivers use (checked in the drivers' sources).
+"""Robot facts, without ROS or torch: the robot rows we support and the names their upstream drivers use (checked
+in the drivers' sources), joint names, joint limits and the hand's geometry. The node, the recorder, the simulator
+and the launch files read them from here.
 
 | robot | driver | distro | launch file | joints | gripper |
 | FR3 | franka_ros2 >= v2.1 (Humble) / v3.0 (Jazzy) | Humble, Jazzy | franka_bringup/launch/franka.launch.py |
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,20 @@ PROFILES: dict[str, DriverProfile] = {
 }
 
 
+def robot_model(arm_id: str) -> str | None:
+    """The model ("fr3" or "panda") of an arm id; prefixed multi-arm ids ("left_fr3", franka_ros2's arm_prefix)
+    name their model. None for anything else."""
+    for model in PROFILES:
+        if arm_id == model or arm_id.endswith("_" + model):
+            return model
+    return None
+
+
 def profile_for(robot_type: str) -> DriverProfile:
     """The driver row of a robot; prefixed multi-arm ids ("left_fr3") use their model's row."""
-    for model, profile in PROFILES.items():
-        if robot_type == model or robot_type.endswith("_" + model):
-            return profile
+    model = robot_model(robot_type)
+    if model is not None:
+        return PROFILES[model]
     raise ValueError(f"unknown robot_type {robot_type!r}: use 'fr3' (franka_ros2) or 'panda' (multipanda_ros2)")
 
 
@@ -114,3 +127,57 @@ def franka_launch_robot_argument(launch_arguments: set[str], franka_ros2_version
 # by policy.launch.py use_sim:=true (policy_node's tcp_to_fingertip_m).
 SIM_HAND_TCP_TO_PAD_M = 0.03  # TCP to the middle of the finger pads (m)
 SIM_HAND_TCP_TO_TIP_M = 0.05  # TCP to the fingertips (m)
+
+
+# Franka Hand: the fingertips' lowest point below hand_tcp (franka_description end_effectors/common/
+# franka_hand.xacro: finger joints at z 0.0584, fingertip box centre +0.04525, half height 0.00925; TCP at 0.1034)
+FRANKA_HAND_TCP_TO_TIP_M = 0.0095
+
+
+@dataclass(frozen=True)
+class ArmLimits:
+    lower: np.ndarray  # (7,) rad
+    upper: np.ndarray  # (7,) rad
+    velocity: np.ndarray  # (7,) rad/s
+    acceleration: np.ndarray  # (7,) rad/s^2
+    gripper_max_width: float = 0.08  # m (Franka Hand)
+
+
+# Franka datasheets (Panda: "Robot and interface specifications"; FR3: "Franka Research 3" datasheet).
+LIMITS: dict[str, ArmLimits] = {
+    "panda": ArmLimits(
+        lower=np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]),
+        upper=np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973]),
+        velocity=np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]),
+        acceleration=np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0]),
+    ),
+    "fr3": ArmLimits(
+        lower=np.array([-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159]),
+        upper=np.array([2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159]),
+        velocity=np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26]),
+        acceleration=np.array([10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]),
+    ),
+}
+
+
+def tcp_floor(table_z: float, tcp_to_tip: float = FRANKA_HAND_TCP_TO_TIP_M, clearance: float = 0.004) -> float:
+    """The lowest TCP height (base frame) that keeps the fingertips `clearance` above a table top at `table_z`."""
+    if not all(np.isfinite([table_z, tcp_to_tip, clearance])):
+        raise ValueError("table_z, tcp_to_fingertip_m and fingertip_clearance_m must be finite numbers")
+    return table_z + tcp_to_tip + clearance
+
+
+def arm_joint_names(arm_id: str) -> list[str]:
+    return [f"{arm_id}_joint{i}" for i in range(1, 8)]
+
+
+def finger_joint_names(arm_id: str) -> list[str]:
+    return [f"{arm_id}_finger_joint1", f"{arm_id}_finger_joint2"]
+
+
+def limits_for(arm_id: str) -> ArmLimits:
+    """Limits by arm_id; multi-arm ids like "left_fr3" (franka_ros2's arm_prefix) use their model's limits."""
+    model = robot_model(arm_id)
+    if model is not None:
+        return LIMITS[model]
+    raise ValueError(f"unknown arm_id {arm_id!r}: use 'panda' or 'fr3' (or a prefixed id like 'left_fr3')")

@@ -14,8 +14,9 @@ import h5py
 import numpy as np
 
 from ccol_policy.config import load_config, resolve_preset
+from ccol_policy.control import TemporalEnsembler
 from ccol_policy.metrics import horizon_errors, smoothness
-from ccol_policy.policy import CCoLPolicy, TemporalEnsembler
+from ccol_policy.policy import CCoLPolicy
 from ccol_policy.synthetic import TASKS, make_dataset
 from ccol_policy.training import train
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from ccol_policy.control import arm_joint_names, finger_joint_names
-from ccol_policy.robots import profile_for
+from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.layouts import DEFAULT_LAYOUT
 from ccol_sim.parallel import run_jobs

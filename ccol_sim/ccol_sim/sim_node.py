@@ -33,8 +33,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ccol_policy.bags import GRIPPER_COMMAND_TOPIC
-from ccol_policy.control import arm_joint_names, finger_joint_names
-from ccol_policy.robots import profile_for
+from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from ccol_policy.control import tcp_floor
 from ccol_policy.robots import SIM_HAND_TCP_TO_PAD_M as PAD
 from ccol_policy.robots import SIM_HAND_TCP_TO_TIP_M as TIP
+from ccol_policy.robots import tcp_floor
 from ccol_sim.env import MAX_WIDTH, PandaTable
 from ccol_sim.scene import CUBE, PEN_RADIUS, READY, SIM_TO_REAL, TABLE_Z
 

@@ -35,8 +35,8 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ccol_policy.control import arm_joint_names, finger_joint_names
 from ccol_policy.gripper import FrankaGripper
+from ccol_policy.robots import arm_joint_names, finger_joint_names
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index, recover_crashed
 from ccol_teleop.monitor import TopicMonitor
 
