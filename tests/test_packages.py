@@ -46,7 +46,7 @@ def test_simulator_verbs_are_registered_through_the_entry_point() -> None:
 
     parser = build_parser()
     args = parser.parse_args(["demo"])
-    assert (args.episodes_per_task, args.eval_episodes, args.layout, args.approach_error_cm) == (40, 20, "paper", 0.0)
+    assert (args.episodes_per_task, args.eval_episodes, args.layout, args.approach_error_cm) == (100, 20, "paper", 0.0)
     assert parser.parse_args(["sim-record", "--out", "x"]).episodes_per_task == 20
     assert parser.parse_args(["sim-eval", "--checkpoint", "c"]).max_seconds == 12.0
     assert parser.parse_args(["ablate", "d"]).budget == "cpu"
