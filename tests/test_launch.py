@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import os
 import re
@@ -58,20 +59,52 @@ def test_launch_description_builds(path: Path) -> None:
     assert module.generate_launch_description().entities
 
 
-def test_policy_yaml_matches_node_parameters() -> None:
-    from ccol_policy.policy_node import DEFAULTS
-
-    params = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "policy.yaml").read_text())["policy_node"]
-    assert set(params["ros__parameters"]) == set(DEFAULTS)
-    for key, value in params["ros__parameters"].items():
-        assert type(value) is type(DEFAULTS[key]), key
+NODE_TABLES = {
+    "policy_node": "ccol_policy.policy_node",
+    "recorder_node": "ccol_teleop.recorder_node",
+    "sim_node": "ccol_sim.sim_node",
+}
 
 
-def test_record_yaml_matches_node_parameters() -> None:
-    from ccol_teleop.recorder_node import DEFAULTS
+def _parameters(node: str) -> dict:
+    pytest.importorskip("rclpy", reason="rclpy wheels not installed")
+    return importlib.import_module(NODE_TABLES[node]).PARAMETERS
 
-    params = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "record.yaml").read_text())["recorder_node"]
-    assert params["ros__parameters"] == DEFAULTS
+
+@pytest.mark.parametrize("node", sorted(NODE_TABLES))
+def test_every_node_parameter_is_declared_once_with_a_description(node: str) -> None:
+    table = _parameters(node)
+    assert all(p.description.strip() for p in table.values()), [k for k, p in table.items() if not p.description]
+    source = Path(sys.modules[NODE_TABLES[node]].__file__).read_text()
+    assert "declare_parameter(" not in source and "declare_parameters(self, PARAMETERS)" in source
+
+
+def test_yaml_configs_only_override_node_defaults() -> None:
+    """A node's YAML holds deployment overrides: each key a declared parameter of the same type, none repeating
+    the code default (the one source)."""
+    checked = 0
+    for path in sorted((ROOT / "ccol_bringup" / "config").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for node in set(doc or {}) & set(NODE_TABLES):
+            table = _parameters(node)
+            for key, value in doc[node]["ros__parameters"].items():
+                assert key in table, f"{path.name}: {node} declares no parameter {key!r}"
+                assert type(value) is type(table[key].default), f"{path.name}: {key}"
+                assert value != table[key].default, f"{path.name}: {key}: {value!r} repeats the default in the code"
+                checked += 1
+    assert checked >= 2  # policy.yaml: the D435i's 640x480
+
+
+@pytest.mark.parametrize("name,node", [("policy.launch.py", "policy_node"), ("record.launch.py", "recorder_node")])
+def test_launch_overrides_name_declared_parameters(name: str, node: str) -> None:
+    tree = ast.parse((ROOT / "ccol_bringup" / "launch" / name).read_text())
+    keys = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "overrides":
+            keys |= {k.value for k in n.value.keys}
+        elif isinstance(n, ast.Subscript) and getattr(n.value, "id", None) == "overrides":
+            keys.add(n.slice.value)
+    assert len(keys) >= 10 and keys <= set(_parameters(node))
 
 
 @pytest.mark.parametrize(
@@ -94,7 +127,7 @@ def test_launch_arguments(name: str, args: set[str]) -> None:
 
 
 def test_fr3_controllers_define_the_trajectory_controller_the_node_streams_to() -> None:
-    from ccol_policy.policy_node import DEFAULTS
+    from ccol_policy.policy_node import PARAMETERS
     from ccol_policy.robots import profile_for
 
     docs = yaml.safe_load((ROOT / "ccol_bringup" / "config" / "controllers_fr3.yaml").read_text())
@@ -107,7 +140,7 @@ def test_fr3_controllers_define_the_trajectory_controller_the_node_streams_to() 
     assert jtc["joints"] == [f"fr3_joint{i}" for i in range(1, 8)]
     assert jtc["command_interfaces"] == ["effort"] and set(jtc["gains"]) == set(jtc["joints"])
     assert jtc["allow_nonzero_velocity_at_trajectory_end"] is False  # our chunks end at rest
-    assert DEFAULTS["trajectory_topic"] == profile.trajectory_topic
+    assert PARAMETERS["trajectory_topic"].default == profile.trajectory_topic
 
 
 def test_driver_rows_and_franka_launch_argument_names() -> None:

@@ -1,10 +1,11 @@
 """ros2 launch ccol_bringup policy.launch.py instruction:="lift the pen" checkpoint:=runs/pen/best robot_ip:=172.16.0.2
 
-Starts policy_node with config/policy.yaml and the topic names of the robot row (`robot_type`: fr3 with
-franka_ros2, panda with multipanda_ros2; see README "Support matrix"); with `robot_ip` also the upstream driver
-(franka_bringup, with our controllers file for franka_ros2) and realsense-ros, and spawns the arm's
-joint_trajectory_controller with our controller config as --param-file (unloaded again when this launch stops).
-use_sim:=true runs against the ccol_sim MuJoCo Panda instead (robot_type panda, the multipanda_ros2 names).
+Starts policy_node with config/policy.yaml (deployment overrides of the node's defaults) and the topic names of the
+robot row (`robot_type`: fr3 with franka_ros2, panda with multipanda_ros2; see README "Support matrix"); with
+`robot_ip` also the upstream driver (franka_bringup, with our controllers file for franka_ros2) and realsense-ros,
+and spawns the arm's joint_trajectory_controller with our controller config as --param-file (unloaded again when
+this launch stops). use_sim:=true runs against the ccol_sim MuJoCo Panda instead (robot_type panda, the
+multipanda_ros2 names).
 """
 
 import yaml

@@ -1,10 +1,10 @@
 """ros2 launch ccol_bringup record.launch.py instruction:="lift the pen" output_dir:=~/ccol_data/pen robot_ip:=IP
 
-Starts recorder_node with config/record.yaml and the topic names of the robot row (`robot_type`: fr3 with
-franka_ros2, panda with multipanda_ros2); with `robot_ip` also the upstream driver, and spawns the gravity
-compensation controller for kinesthetic teaching (unloaded again when this launch stops, so policy.launch.py
-can take the arm); realsense-ros when installed, or use_realsense_ros:=false to capture the D435i with
-pyrealsense2 inside the recorder; use_sim:=true records from the ccol_sim simulator's scripted teacher instead.
+Starts recorder_node (its parameter defaults are in ccol_teleop/recorder_node.py) with the topic names of the robot
+row (`robot_type`: fr3 with franka_ros2, panda with multipanda_ros2); with `robot_ip` also the upstream driver, and
+spawns the gravity compensation controller for kinesthetic teaching (unloaded again when this launch stops, so
+policy.launch.py can take the arm); realsense-ros when installed, or use_realsense_ros:=false to capture the D435i
+with pyrealsense2 inside the recorder; use_sim:=true records from the ccol_sim simulator's scripted teacher instead.
 """
 
 import yaml
@@ -91,7 +91,7 @@ def _setup(context):
             name="recorder_node",
             output="screen",
             emulate_tty=True,
-            parameters=[config_file("record.yaml"), overrides],
+            parameters=[overrides],
         )
     )
     return actions

@@ -53,50 +53,71 @@ from ccol_policy.control import (
 )
 from ccol_policy.gripper import FrankaGripper
 from ccol_policy.messages import depth_to_metres, image_to_rgb
+from ccol_policy.node_parameters import Param, declare_parameters
 from ccol_policy.policy import CCoLPolicy
 from ccol_policy.robots import FRANKA_HAND_TCP_TO_TIP_M, arm_joint_names, finger_joint_names, tcp_floor
 
-DEFAULTS: dict[str, Any] = {
-    "checkpoint": "",
-    "instruction": "",
-    "device": "auto",
-    "half_precision": True,  # fp16 autocast on CUDA
-    "rate_hz": 67.0,
-    "control_period_s": 0.0,  # spacing of trajectory points; 0: the checkpoint's training control rate
-    "arm_id": "fr3",
-    "execution_mode": "ensemble",  # "ensemble" (ACT temporal ensembling) or "chunk"
-    "ensemble_m": 0.01,
-    "ensemble_horizon": 10,  # points of the blended trajectory
-    "image_topic": "/camera/camera/color/image_raw",
-    "depth_topic": "/camera/camera/aligned_depth_to_color/image_raw",
-    "joint_states_topic": "/franka/joint_states",  # the driver's 1 kHz measured joints (ccol_policy.robots)
-    "gripper_namespace": "/franka_gripper",  # franka_gripper node: joint_states, grasp, move (panda: /panda_gripper)
-    "trajectory_topic": "/joint_trajectory_controller/joint_trajectory",
-    "gripper_mode": "action",  # "action": franka_gripper grasp/move; "topic": width on gripper_command_topic; "off"
-    "gripper_command_topic": "~/gripper_width",
-    "gripper_min_change_m": 0.005,
-    "gripper_speed_mps": 0.1,
-    "gripper_force_n": 40.0,  # grasp force when closing
-    "gripper_grasp_width_m": 0.0,  # a close is a Grasp to this width: 0 closes until the fingers stall on the object
-    "gripper_epsilon_inner_m": 0.005,  # grasp tolerance below gripper_grasp_width_m
-    "gripper_epsilon_outer_m": 0.08,  # ... and above it: the window covers 0..max width, any held object succeeds
-    "gripper_squeeze_m": 0.01,  # topic mode: command this much below a closing/holding width (measured labels)
-    "max_obs_age_s": 0.25,
-    "expected_image_width": 0,  # 0: any size
-    "expected_image_height": 0,
-    "max_jump_rad": 0.5,  # hold when the first target is further than this from the measured joints
-    "velocity_scale": 0.5,  # fraction of the joint velocity limits the rate limiter allows (first runs: < 1)
-    "acceleration_scale": 0.5,  # fraction of the joint acceleration limits (also the hold's braking)
-    "workspace_box": True,  # hold / end trajectories at targets whose TCP leaves the box below
-    "workspace_min_xyz": [0.2, -0.45, 0.0],  # m, the arm's base frame (the floor is fingertip_floor's job)
-    "workspace_max_xyz": [0.75, 0.45, 0.75],
-    "fingertip_floor": True,  # keep the commanded fingertips fingertip_clearance_m above table_z
-    "table_z": 0.0,  # table top in the arm's base frame (m); 0: the arm stands on the table
-    "tcp_to_fingertip_m": FRANKA_HAND_TCP_TO_TIP_M,  # hand_tcp to the fingertips' lowest point (Franka Hand)
-    "fingertip_clearance_m": 0.004,  # the fingertips' lowest commanded height above table_z
-    "start_enabled": False,
-    "dry_run": False,  # predict on live or `ros2 bag play` data, publish on ~/dry_run_trajectory, never command
-    "status_rate_hz": 2.0,
+PARAMETERS: dict[str, Param] = {
+    "checkpoint": Param("", "checkpoint directory written by `ccol train` (OUT/best); required"),
+    "instruction": Param("", "task in words, e.g. 'lift the pen'; also settable on ~/instruction"),
+    "device": Param("auto", "auto (CUDA when available), cuda or cpu"),
+    "half_precision": Param(True, "fp16 autocast on CUDA"),
+    "rate_hz": Param(67.0, "inference and command rate (Hz)"),
+    "control_period_s": Param(0.0, "spacing of trajectory points (s); 0: the checkpoint's training control rate"),
+    "arm_id": Param("fr3", "fr3 or panda (or a prefixed id like left_fr3): joint names and limits"),
+    "execution_mode": Param("ensemble", "ensemble (ACT temporal ensembling) or chunk (the newest chunk as it is)"),
+    "ensemble_m": Param(0.01, "temporal ensembling weight decay m: weights exp(-m * i), i = 0 the oldest chunk"),
+    "ensemble_horizon": Param(10, "points of the blended trajectory sent each cycle"),
+    "image_topic": Param("/camera/camera/color/image_raw", "colour image (rgb8/bgr8)"),
+    "depth_topic": Param("/camera/camera/aligned_depth_to_color/image_raw", "aligned depth, for policies using it"),
+    "joint_states_topic": Param(
+        "/franka/joint_states", "the driver's 1 kHz measured joints (ccol_policy.robots; launch: from robot_type)"
+    ),
+    "gripper_namespace": Param(
+        "/franka_gripper", "franka_gripper node: joint_states, grasp, move (multipanda_ros2: /panda_gripper)"
+    ),
+    "trajectory_topic": Param(
+        "/joint_trajectory_controller/joint_trajectory", "the joint_trajectory_controller's command topic"
+    ),
+    "gripper_mode": Param(
+        "action", "action: franka_gripper grasp/move; topic: Float64 width on gripper_command_topic (simulator); off"
+    ),
+    "gripper_command_topic": Param("~/gripper_width", "gripper_mode topic: where the width (m) is published"),
+    "gripper_min_change_m": Param(0.005, "a new gripper command only when the width changes by this much (m)"),
+    "gripper_speed_mps": Param(0.1, "gripper finger speed (m/s)"),
+    "gripper_force_n": Param(40.0, "grasp force when closing (N)"),
+    "gripper_grasp_width_m": Param(
+        0.0, "a close is a Grasp to this width (m): 0 closes until the fingers stall on the object"
+    ),
+    "gripper_epsilon_inner_m": Param(0.005, "grasp tolerance below gripper_grasp_width_m (m)"),
+    "gripper_epsilon_outer_m": Param(
+        0.08, "grasp tolerance above gripper_grasp_width_m (m): the window covers 0..max width, any object succeeds"
+    ),
+    "gripper_squeeze_m": Param(
+        0.01, "topic mode: command this much below a closing/holding width (m; demonstrations label measured widths)"
+    ),
+    "max_obs_age_s": Param(0.25, "hold when the newest image or joint state is older than this (s)"),
+    "expected_image_width": Param(0, "hold on images of another width (px); 0: any size"),
+    "expected_image_height": Param(0, "hold on images of another height (px); 0: any size"),
+    "max_jump_rad": Param(0.5, "hold when the first target is further than this from the measured joints (rad)"),
+    "velocity_scale": Param(0.5, "rate limiter: fraction of the joint velocity limits (first runs: < 1)"),
+    "acceleration_scale": Param(0.5, "rate limiter and the hold's braking: fraction of the joint acceleration limits"),
+    "workspace_box": Param(True, "end trajectories before targets whose TCP leaves the box below; hold at its edge"),
+    "workspace_min_xyz": Param(
+        [0.2, -0.45, 0.0], "workspace box lower corner (m, the arm's base frame; the table is fingertip_floor's job)"
+    ),
+    "workspace_max_xyz": Param([0.75, 0.45, 0.75], "workspace box upper corner (m, the arm's base frame)"),
+    "fingertip_floor": Param(True, "raise targets that would put the fingertips below table_z + clearance"),
+    "table_z": Param(0.0, "table top in the arm's base frame (m); 0: the arm stands on the table"),
+    "tcp_to_fingertip_m": Param(
+        FRANKA_HAND_TCP_TO_TIP_M, "hand_tcp to the fingertips' lowest point (m; Franka Hand, franka_description)"
+    ),
+    "fingertip_clearance_m": Param(0.004, "the fingertips' lowest commanded height above table_z (m)"),
+    "start_enabled": Param(False, "command the robot from the start; false: wait for ~/enable"),
+    "dry_run": Param(
+        False, "predict on live or `ros2 bag play` data, publish on ~/dry_run_trajectory, never command the robot"
+    ),
+    "status_rate_hz": Param(2.0, "rate of ~/status and ~/policy_status (Hz)"),
 }
 
 
@@ -112,8 +133,7 @@ class PolicyNode(Node):
     def __init__(self, policy: CCoLPolicy | None = None, parameter_overrides: dict[str, Any] | None = None) -> None:
         overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
         super().__init__("policy_node", parameter_overrides=overrides)
-        for name, default in DEFAULTS.items():
-            self.declare_parameter(name, default)
+        declare_parameters(self, PARAMETERS)
         p = self._param
         if policy is None:
             if not p("checkpoint"):

@@ -33,25 +33,26 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ccol_policy.bags import GRIPPER_COMMAND_TOPIC
+from ccol_policy.node_parameters import Param, declare_parameters
 from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.teacher import plan
 
-DEFAULTS: dict[str, Any] = {
-    "arm_id": "panda",
-    "mode": "follow",  # follow | kinesthetic
-    "instruction": "lift the pen",  # kinesthetic: the task the teacher demonstrates
-    "episodes": 10,  # kinesthetic: demonstrations to record (0: until stopped)
-    "seed": 0,
-    "joint_rate_hz": 200.0,
-    "camera_rate_hz": 30.0,
-    "image_width": 640,
-    "image_height": 480,
-    "publish_depth": False,
-    "trajectory_topic": "/joint_trajectory_controller/joint_trajectory",
-    "gripper_command_topic": "/policy_node/gripper_width",
-    "recorder_node": "/recorder_node",
-    "settle_s": 1.5,  # kinesthetic: pause between episodes (the recorder checks topic rates before starting)
+PARAMETERS: dict[str, Param] = {
+    "arm_id": Param("panda", "panda (the simulated arm) or a prefixed id: joint names and the driver row's topics"),
+    "mode": Param("follow", "follow: a joint_trajectory_controller on its topic; kinesthetic: the scripted teacher"),
+    "instruction": Param("lift the pen", "kinesthetic: the task the teacher demonstrates"),
+    "episodes": Param(10, "kinesthetic: demonstrations to record (0: until stopped)"),
+    "seed": Param(0, "scene draws"),
+    "joint_rate_hz": Param(200.0, "rate of the measured joints and of the physics steps between them (Hz)"),
+    "camera_rate_hz": Param(30.0, "rate of the colour image, camera info and depth (Hz)"),
+    "image_width": Param(640, "rendered image width (px), as realsense.yaml's D435i profile"),
+    "image_height": Param(480, "rendered image height (px)"),
+    "publish_depth": Param(False, "also publish aligned depth (16UC1, mm)"),
+    "trajectory_topic": Param("/joint_trajectory_controller/joint_trajectory", "follow: the trajectories to follow"),
+    "gripper_command_topic": Param("/policy_node/gripper_width", "follow: the gripper width to follow (Float64, m)"),
+    "recorder_node": Param("/recorder_node", "kinesthetic: the recorder whose ~/start and ~/stop are called"),
+    "settle_s": Param(1.5, "kinesthetic: pause between episodes (s; the recorder checks topic rates before starting)"),
 }
 
 
@@ -94,8 +95,7 @@ class SimNode(Node):
     def __init__(self, parameter_overrides: dict[str, Any] | None = None) -> None:
         overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
         super().__init__("sim_node", parameter_overrides=overrides)
-        for name, default in DEFAULTS.items():
-            self.declare_parameter(name, default)
+        declare_parameters(self, PARAMETERS)
         p = self._param
         self.arm_id = p("arm_id")
         self.profile = profile_for(self.arm_id)

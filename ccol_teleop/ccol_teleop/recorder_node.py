@@ -36,6 +36,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ccol_policy.gripper import FrankaGripper
+from ccol_policy.node_parameters import Param, declare_parameters
 from ccol_policy.robots import arm_joint_names, finger_joint_names
 from ccol_teleop.episodes import GRIPPER_COMMAND_TOPIC, INSTRUCTION_TOPIC, EpisodeWriter, next_index, recover_crashed
 from ccol_teleop.monitor import TopicMonitor
@@ -43,34 +44,40 @@ from ccol_teleop.monitor import TopicMonitor
 COLOR_ENCODINGS = ("rgb8", "bgr8")
 DEPTH_ENCODINGS = ("16UC1", "32FC1")
 
-DEFAULTS: dict[str, Any] = {
-    "instruction": "",
-    "output_dir": "~/ccol_data/episodes",
-    "arm_id": "fr3",
-    "joint_states_topic": "/franka/joint_states",  # the driver's measured joints (ccol_policy.robots)
-    "gripper_namespace": "/franka_gripper",  # franka_gripper node (panda with multipanda_ros2: /panda_gripper)
-    "record_gripper": True,
-    "gripper_control": True,  # keys/pedal command franka_gripper (grasp/move) and log the command
-    "gripper_force_n": 40.0,
-    "gripper_speed_mps": 0.1,
-    "gripper_open_width_m": 0.08,
-    "color_topic": "/camera/camera/color/image_raw",
-    "color_info_topic": "/camera/camera/color/camera_info",
-    "record_depth": False,
-    "depth_topic": "/camera/camera/aligned_depth_to_color/image_raw",
-    "joint_states_rate_hz": 1000.0,  # nominal rates (the driver's): a topic far below its rate refuses a start
-    "gripper_rate_hz": 15.0,  # franka_gripper state_publish_rate (multipanda_ros2: 50)
-    "camera_rate_hz": 30.0,
-    "min_rate_fraction": 0.5,
-    "silence_s": 1.0,
-    "status_period_s": 5.0,
-    "keyboard": True,  # single-key control when stdin is a terminal
-    "joy_topic": "",  # e.g. /joy for a foot pedal or joystick
-    "direct_capture": False,  # capture the D435i with pyrealsense2 instead of subscribing to realsense-ros
-    "capture_width": 640,
-    "capture_height": 480,
-    "capture_fps": 30,
-    "max_episode_s": 600.0,  # an episode longer than this is saved automatically
+PARAMETERS: dict[str, Param] = {
+    "instruction": Param("", "task being demonstrated, e.g. 'lift the pen' (settable while running)"),
+    "output_dir": Param("~/ccol_data/episodes", "where episode bags are written"),
+    "arm_id": Param("fr3", "fr3 or panda (or a prefixed id like left_fr3): the joint names"),
+    "joint_states_topic": Param(
+        "/franka/joint_states", "the driver's measured joints (ccol_policy.robots; launch: from robot_type)"
+    ),
+    "gripper_namespace": Param("/franka_gripper", "franka_gripper node (multipanda_ros2: /panda_gripper)"),
+    "record_gripper": Param(True, "record the gripper's joint states and commands"),
+    "gripper_control": Param(
+        True, "keys/pedal command franka_gripper (grasp/move) and log the command (the gripper label)"
+    ),
+    "gripper_force_n": Param(40.0, "grasp force when closing (N)"),
+    "gripper_speed_mps": Param(0.1, "gripper finger speed (m/s)"),
+    "gripper_open_width_m": Param(0.08, "width an open command moves to (m)"),
+    "color_topic": Param("/camera/camera/color/image_raw", "colour image (rgb8/bgr8)"),
+    "color_info_topic": Param("/camera/camera/color/camera_info", "colour camera info"),
+    "record_depth": Param(False, "also record aligned depth"),
+    "depth_topic": Param("/camera/camera/aligned_depth_to_color/image_raw", "aligned depth (16UC1/32FC1)"),
+    "joint_states_rate_hz": Param(
+        1000.0, "nominal joint-state rate (the driver's joint_state_broadcaster): far below it refuses a start"
+    ),
+    "gripper_rate_hz": Param(15.0, "nominal gripper state rate (franka_gripper state_publish_rate; multipanda: 50)"),
+    "camera_rate_hz": Param(30.0, "nominal camera rate (Hz)"),
+    "min_rate_fraction": Param(0.5, "a topic below this fraction of its nominal rate refuses a start"),
+    "silence_s": Param(1.0, "a topic silent for this long refuses a start (s)"),
+    "status_period_s": Param(5.0, "period of the topic-rate status line (s)"),
+    "keyboard": Param(True, "single-key control when stdin is a terminal"),
+    "joy_topic": Param("", "sensor_msgs/Joy buttons (e.g. /joy for a foot pedal or joystick); empty: none"),
+    "direct_capture": Param(False, "capture the D435i with pyrealsense2 instead of subscribing to realsense-ros"),
+    "capture_width": Param(640, "direct_capture: colour/depth width (px)"),
+    "capture_height": Param(480, "direct_capture: colour/depth height (px)"),
+    "capture_fps": Param(30, "direct_capture: frame rate (Hz)"),
+    "max_episode_s": Param(600.0, "an episode longer than this is saved automatically (s)"),
 }
 
 
@@ -78,8 +85,7 @@ class RecorderNode(Node):
     def __init__(self, parameter_overrides: dict[str, Any] | None = None) -> None:
         overrides = [Parameter(k, value=v) for k, v in (parameter_overrides or {}).items()]
         super().__init__("recorder_node", parameter_overrides=overrides)
-        for name, default in DEFAULTS.items():
-            self.declare_parameter(name, default)
+        declare_parameters(self, PARAMETERS)
         p = self._param
         self.arm_id = p("arm_id")
         self.arm_joints = arm_joint_names(self.arm_id)
@@ -260,7 +266,7 @@ class RecorderNode(Node):
         for param in params:
             if param.name == "instruction":
                 self.get_logger().info(f"instruction set to {param.value!r} (applies to the next episode)")
-            elif param.name in DEFAULTS and param.name != "instruction" and param.name != "max_episode_s":
+            elif param.name in PARAMETERS and param.name != "instruction" and param.name != "max_episode_s":
                 return SetParametersResult(successful=False, reason=f"{param.name} can only be set at start-up")
         return SetParametersResult(successful=True)
 
