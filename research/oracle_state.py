@@ -27,7 +27,7 @@ import numpy as np
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.config import load_config, resolve_preset
-from ccol_policy.control import ClosedLoopExecutor
+from ccol_policy.control import ClosedLoopExecutor, control_rate_hz
 from ccol_policy.training import Trainer
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.parallel import run_jobs
@@ -107,7 +107,7 @@ def main() -> None:
         )
         Trainer(cfg, [data], args.out / "train", device="cpu").run()
     train_min = (time.time() - t0) / 60
-    rate = load_checkpoint(ckpt).meta.get("control_rate_hz") or 30.0
+    rate = control_rate_hz(load_checkpoint(ckpt).meta)
 
     jobs = [(t, EVAL_SEED_OFFSET + i) for t in TASKS for i in range(args.episodes)]
     results = run_jobs(

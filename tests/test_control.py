@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from fake_gripper import FakeGraspServer, close_on
 
-from ccol_policy.control import ClosedLoopExecutor, LatencyWindow, ObservationError, RateLimiter, stop_trajectory
+from ccol_policy.control import (
+    DEFAULT_CONTROL_RATE_HZ,
+    ClosedLoopExecutor,
+    LatencyWindow,
+    ObservationError,
+    RateLimiter,
+    control_rate_hz,
+    stop_trajectory,
+)
 from ccol_policy.gripper import FrankaGripper, grasp_succeeds
 from ccol_policy.messages import depth_to_metres, image_to_rgb
 from ccol_policy.robots import LIMITS, limits_for
@@ -198,3 +206,9 @@ def test_workspace_box_ends_trajectories_at_its_edge_and_holds_outside() -> None
     far = ClosedLoopExecutor("panda", 0.05, 5, 8, mode="chunk", workspace=(home_tcp + 0.1, home_tcp + 0.2))
     out, reason = far.step(0.0, chunk, HOME)
     assert "outside the workspace box" in reason and np.allclose(out, HOME[None])
+
+
+def test_control_rate_comes_with_the_checkpoint_or_the_one_fallback() -> None:
+    assert control_rate_hz({"control_rate_hz": 20.0, "step": 30}) == 20.0
+    assert control_rate_hz({}) == control_rate_hz({"control_rate_hz": None}) == DEFAULT_CONTROL_RATE_HZ == 30.0
+    assert control_rate_hz({}, default=15.0) == 15.0  # ccol replay: its --rate for episodes that carry none

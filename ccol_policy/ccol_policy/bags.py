@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ccol_policy.control import ObservationError
+from ccol_policy.control import DEFAULT_CONTROL_RATE_HZ, ObservationError
 from ccol_policy.messages import depth_to_metres, image_to_rgb
 from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 
@@ -68,7 +68,7 @@ class BagTopics:
 
 @dataclass
 class SyncConfig:
-    control_rate_hz: float = 30.0
+    control_rate_hz: float = DEFAULT_CONTROL_RATE_HZ
     max_image_age_s: float = 0.1
     max_joint_gap_s: float = 0.1
     # franka_ros2's gripper state comes at 15 Hz (66 ms): 0.1 s would drop a bag for one late message

@@ -9,6 +9,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from ccol_policy.control import DEFAULT_CONTROL_RATE_HZ
+
 log = logging.getLogger("ccol")
 
 # Other packages add verbs here: an entry point in this group names a function `register(subparsers)` that adds
@@ -118,7 +120,7 @@ def _bag_config(args: argparse.Namespace, image_size: str = "224x224"):
         depth=args.depth_topic,
     )
     cfg = SyncConfig(
-        control_rate_hz=args.rate or 30.0,
+        control_rate_hz=args.rate or DEFAULT_CONTROL_RATE_HZ,
         max_image_age_s=args.max_image_age,
         max_joint_gap_s=args.max_joint_gap,
         max_gripper_gap_s=args.max_gripper_gap,
@@ -319,7 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "in the simulator (success per episode) or on the robot (--robot, dry run unless --execute)",
     )
     p.add_argument("episodes", nargs="+", help="HDF5 episodes, dataset directories or episode bags")
-    p.add_argument("--rate", type=float, default=30.0, help="control rate for bags (HDF5 carry their own)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=DEFAULT_CONTROL_RATE_HZ,
+        help="control rate for bags and for HDF5 episodes that carry none (Hz)",
+    )
     p.add_argument("--arm-id", default="panda", help="joint names in bags; on the robot: the arm (fr3, panda)")
     p.add_argument(
         "--chunk",

@@ -9,11 +9,25 @@ robot moves is tested without ROS.
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ccol_policy.kinematics import FingertipFloor, tcp_jacobian
 from ccol_policy.robots import limits_for
+
+# The control rate of data that does not carry one: `ccol build-dataset`'s default time grid (`--rate`), which
+# episodes without a recorded rate, and checkpoints trained on them, were built on.
+DEFAULT_CONTROL_RATE_HZ = 30.0
+
+
+def control_rate_hz(meta: Mapping[str, Any], default: float = DEFAULT_CONTROL_RATE_HZ) -> float:
+    """The control rate (Hz) that travels with a checkpoint (`meta.json`'s control_rate_hz, the training data's
+    rate; `Checkpoint.meta`) or an HDF5 episode (its attrs); `default` where it carries none (`ccol replay`: its
+    --rate). The one place policy_node, `ccol sim-eval`, `ccol eval-bag` and `ccol replay` read it."""
+    rate = meta.get("control_rate_hz")
+    return float(rate) if rate else default
 
 
 class ObservationError(ValueError):

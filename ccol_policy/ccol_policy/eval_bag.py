@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ccol_policy.bags import BagError, BagTopics, SyncConfig, iter_images, read_streams, synchronise
-from ccol_policy.control import TemporalEnsembler
+from ccol_policy.control import TemporalEnsembler, control_rate_hz
 from ccol_policy.metrics import attention_share, horizon_errors, patch_coverage, per_joint_l1, smoothness
 from ccol_policy.policy import CCoLPolicy
 
@@ -351,7 +351,7 @@ def evaluate(
     skipped: dict[str, str] = {}
     for name, ckpt in checkpoints.items():
         policy = CCoLPolicy.from_checkpoint(ckpt, device=device)
-        rate = rate_hz or policy.ckpt.meta.get("control_rate_hz") or 30.0
+        rate = rate_hz or control_rate_hz(policy.ckpt.meta)
         cfg = SyncConfig(
             control_rate_hz=rate,
             max_image_age_s=max_image_age_s,

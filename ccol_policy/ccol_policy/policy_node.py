@@ -47,6 +47,7 @@ from ccol_policy.control import (
     ClosedLoopExecutor,
     LatencyWindow,
     ObservationError,
+    control_rate_hz,
     gripper_command,
     point_velocities,
     stop_trajectory,
@@ -144,8 +145,7 @@ class PolicyNode(Node):
         self.arm_joints = arm_joint_names(self.arm_id)
         self.fingers = finger_joint_names(self.arm_id)
         self.use_gripper = policy.cfg.model.action_dim > 7
-        rate = policy.ckpt.meta.get("control_rate_hz")
-        self.dt = p("control_period_s") or (1.0 / rate if rate else 1.0 / p("rate_hz"))
+        self.dt = p("control_period_s") or 1.0 / control_rate_hz(policy.ckpt.meta)
         self.mode = p("execution_mode")
         self.closed_loop = ClosedLoopExecutor(
             self.arm_id,

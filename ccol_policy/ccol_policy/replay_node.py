@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ccol_policy.control import ClosedLoopExecutor
+from ccol_policy.control import ClosedLoopExecutor, control_rate_hz
 from ccol_policy.robots import arm_joint_names, tcp_floor
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def _load_labels(args: argparse.Namespace) -> list[tuple[str, np.ndarray, float]
         files = [p] if p.suffix == ".hdf5" else sorted(p.glob("episode_*.hdf5")) if p.is_dir() else []
         for f in files:  # HDF5 episodes or a dataset directory
             with h5py.File(f, "r") as h:
-                out.append((f.name, h["action"][:], float(h.attrs.get("control_rate_hz", args.rate))))
+                out.append((f.name, h["action"][:], control_rate_hz(h.attrs, args.rate)))
         if not files:
             cfg = SyncConfig(control_rate_hz=args.rate, image_width=8, image_height=8)
             for bag in find_bags([p]):

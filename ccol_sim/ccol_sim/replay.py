@@ -18,7 +18,7 @@ import numpy as np
 
 from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_metadata, read_streams, synchronise
 from ccol_policy.config import preset_chunk_size
-from ccol_policy.control import ClosedLoopExecutor
+from ccol_policy.control import DEFAULT_CONTROL_RATE_HZ, ClosedLoopExecutor, control_rate_hz
 from ccol_sim.env import PandaTable
 from ccol_sim.layouts import UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
@@ -48,7 +48,9 @@ class ReplayRow:
     holds: int
 
 
-def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id: str = "panda") -> list[ReplayEpisode]:
+def load_replay_episodes(
+    paths: list[str | Path], rate_hz: float = DEFAULT_CONTROL_RATE_HZ, arm_id: str = "panda"
+) -> list[ReplayEpisode]:
     """HDF5 episodes (files or dataset directories) and episode bags -> labels with their scene seeds."""
     out: list[ReplayEpisode] = []
     files: list[Path] = []
@@ -64,7 +66,7 @@ def load_replay_episodes(paths: list[str | Path], rate_hz: float = 30.0, arm_id:
         with h5py.File(f, "r") as h:
             if "seed" not in h.attrs:
                 raise ValueError(f"{f}: no 'seed' attribute; only simulator episodes can be replayed in the simulator")
-            rate = float(h.attrs.get("control_rate_hz", rate_hz))
+            rate = control_rate_hz(h.attrs, rate_hz)
             layout = str(h.attrs.get("layout", UNNAMED_LAYOUT))
             out.append(
                 ReplayEpisode(f.name, str(h.attrs["instruction"]), int(h.attrs["seed"]), h["action"][:], rate, layout)

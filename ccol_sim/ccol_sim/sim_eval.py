@@ -20,7 +20,7 @@ import torch
 
 from ccol_policy.bags import read_metadata
 from ccol_policy.checkpoint import load_checkpoint
-from ccol_policy.control import ClosedLoopExecutor, gripper_command
+from ccol_policy.control import ClosedLoopExecutor, control_rate_hz, gripper_command
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy, resolve_device
@@ -259,7 +259,7 @@ def sim_eval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
-    rate = ckpt.meta.get("control_rate_hz") or 30.0
+    rate = control_rate_hz(ckpt.meta)
     tasks = tasks or [t for t in TASKS if t in ckpt.instructions] or list(TASKS)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
