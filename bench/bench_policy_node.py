@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
     spin_for(ex, args.seconds)
     elapsed = time.perf_counter() - start
     rate = (len(received) - n0) / elapsed
-    st = node.status()
+    st = node.status().key_values()
     print(f"device {policy.device}, requested {args.rate:.0f} Hz, checkpoint {args.checkpoint}")
     print(f"inference ms median {st['inference_ms_median']}, p99 {st['inference_ms_p99']}")
     print(

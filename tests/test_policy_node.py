@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from ccol_policy.control import stop_trajectory  # noqa: E402
 from ccol_policy.policy import CCoLPolicy  # noqa: E402
-from ccol_policy.policy_node import PolicyNode  # noqa: E402
+from ccol_policy.policy_node import NodeStatus, PolicyNode  # noqa: E402
 from ccol_policy.robots import LIMITS  # noqa: E402
 from ccol_policy.training import train  # noqa: E402
 
@@ -356,7 +356,7 @@ def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy) -> None:
         last = motions[-1]
         assert last.joint_names == [f"fr3_joint{i}" for i in range(1, 8)] and len(last.points) > 1
         assert all(len(p.velocities) == 7 for p in last.points)
-        assert node.status()["gripper"].startswith("franka_msgs is not installed")
+        assert node.status().gripper.startswith("franka_msgs is not installed")
         for kind, fragment in (("nan_joint", "NaN"), ("stale_camera", "camera image is"), ("mono8", "encoding")):
             q_before = node._last_valid_q.copy()
             fault.publish(String(data=kind))
@@ -382,3 +382,40 @@ def test_fr3_defaults_against_a_jtc_like_fake(policy: CCoLPolicy) -> None:
         rclpy.shutdown()
         proc.terminate()
         proc.wait(10)
+
+
+def test_one_status_record_maps_to_diagnostics_and_policy_status() -> None:
+    status = NodeStatus(
+        enabled=True,
+        holding=False,
+        hold_reason="",
+        instruction="lift the pen",
+        achieved_rate_hz=66.66,
+        inference_ms_median=12.345,
+        inference_ms_p99=float("nan"),
+        stamp_to_publish_ms_median=20.0,
+        commands_published=7,
+        execution_mode="ensemble",
+        targets_raised_to_floor=2,
+        device="cpu",
+        gripper="ok",
+    )
+    kv = status.key_values()
+    assert list(kv)[:4] == ["enabled", "holding", "hold_reason", "instruction"] and len(kv) == 13
+    assert (kv["enabled"], kv["achieved_rate_hz"], kv["inference_ms_median"], kv["inference_ms_p99"]) == (
+        "True",
+        "66.7",
+        "12.35",
+        "nan",
+    )
+    assert (kv["commands_published"], kv["targets_raised_to_floor"], kv["gripper"]) == ("7", "2", "ok")
+
+    class Message:  # a message type with a subset of the record's fields, as ccol_msgs/PolicyStatus
+        def __init__(self, **values: object) -> None:
+            self.values = values
+
+        @staticmethod
+        def get_fields_and_field_types() -> dict[str, str]:
+            return {"header": "std_msgs/Header", "enabled": "boolean", "commands_published": "uint64"}
+
+    assert status.to_message(Message).values == {"enabled": True, "commands_published": 7}

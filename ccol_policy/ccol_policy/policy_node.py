@@ -27,6 +27,7 @@ import collections
 import math
 import sys
 import time
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,40 @@ PARAMETERS: dict[str, Param] = {
     ),
     "status_rate_hz": Param(2.0, "rate of ~/status and ~/policy_status (Hz)"),
 }
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """The node's state, published twice from this one record: as diagnostic_msgs KeyValues on `~/status`
+    (`key_values`) and as ccol_msgs/PolicyStatus on `~/policy_status` (`to_message`, the fields it has)."""
+
+    enabled: bool
+    holding: bool
+    hold_reason: str
+    instruction: str
+    achieved_rate_hz: float
+    inference_ms_median: float  # over the last window of cycles
+    inference_ms_p99: float
+    stamp_to_publish_ms_median: float  # image stamp to trajectory publish
+    commands_published: int
+    execution_mode: str
+    targets_raised_to_floor: int
+    device: str
+    gripper: str  # the gripper mode, "ok", or why the gripper server does not answer
+
+    def key_values(self) -> dict[str, str]:
+        def text(value: Any) -> str:
+            if isinstance(value, float):
+                return "nan" if math.isnan(value) else f"{value:.2f}"
+            return str(value)
+
+        out = {f.name: text(getattr(self, f.name)) for f in fields(self)}
+        out["achieved_rate_hz"] = f"{self.achieved_rate_hz:.1f}"
+        return out
+
+    def to_message(self, message_type: type) -> Any:
+        names = [f.name for f in fields(self) if f.name in message_type.get_fields_and_field_types()]
+        return message_type(**{name: getattr(self, name) for name in names})
 
 
 def _import_ccol_msgs() -> tuple[type, type] | None:
@@ -471,53 +506,39 @@ class PolicyNode(Node):
             return 0.0
         return (len(times) - 1) / (times[-1] - times[0])
 
-    def status(self) -> dict[str, str]:
-        def ms(x: float) -> str:
-            return "nan" if math.isnan(x) else f"{1000 * x:.2f}"
-
-        return {
-            "enabled": str(self.enabled),
-            "holding": str(self._holding),
-            "hold_reason": self.hold_reason,
-            "instruction": self.policy.instruction or "",
-            "achieved_rate_hz": f"{self.achieved_rate():.1f}",
-            "inference_ms_median": ms(self.latency.median()),
-            "inference_ms_p99": ms(self.latency.p99()),
-            "stamp_to_publish_ms_median": ms(self.e2e_latency.median()),
-            "commands_published": str(self.commands),
-            "execution_mode": self.mode,
-            "targets_raised_to_floor": str(self.closed_loop.raised),
-            "device": str(self.policy.device),
-            "gripper": self.gripper_mode
+    def status(self) -> NodeStatus:
+        return NodeStatus(
+            enabled=self.enabled,
+            holding=self._holding,
+            hold_reason=self.hold_reason,
+            instruction=self.policy.instruction or "",
+            achieved_rate_hz=self.achieved_rate(),
+            inference_ms_median=1000 * self.latency.median(),
+            inference_ms_p99=1000 * self.latency.p99(),
+            stamp_to_publish_ms_median=1000 * self.e2e_latency.median(),
+            commands_published=self.commands,
+            execution_mode=self.mode,
+            targets_raised_to_floor=self.closed_loop.raised,
+            device=str(self.policy.device),
+            gripper=self.gripper_mode
             if self.gripper is None
             else ("ok" if self.gripper.available() else self.gripper.error),
-        }
+        )
 
     def _publish_status(self) -> None:
-        status = DiagnosticStatus(
+        status = self.status()
+        diagnostic = DiagnosticStatus(
             name="ccol_policy",
             hardware_id=self.arm_id,
-            level=DiagnosticStatus.OK if not self._holding else DiagnosticStatus.WARN,
-            message="running" if not self._holding else f"holding: {self.hold_reason}",
-            values=[KeyValue(key=k, value=v) for k, v in self.status().items()],
+            level=DiagnosticStatus.OK if not status.holding else DiagnosticStatus.WARN,
+            message="running" if not status.holding else f"holding: {status.hold_reason}",
+            values=[KeyValue(key=k, value=v) for k, v in status.key_values().items()],
         )
-        arr = DiagnosticArray(status=[status])
+        arr = DiagnosticArray(status=[diagnostic])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(arr)
         if self._ccol_msgs is not None:
-            msg = self._ccol_msgs[0](
-                enabled=self.enabled,
-                holding=self._holding,
-                hold_reason=self.hold_reason,
-                instruction=self.policy.instruction or "",
-                achieved_rate_hz=self.achieved_rate(),
-                inference_ms_median=1000 * self.latency.median(),
-                inference_ms_p99=1000 * self.latency.p99(),
-                stamp_to_publish_ms_median=1000 * self.e2e_latency.median(),
-                commands_published=self.commands,
-                execution_mode=self.mode,
-                device=str(self.policy.device),
-            )
+            msg = status.to_message(self._ccol_msgs[0])
             msg.header.stamp = arr.header.stamp
             self.policy_status_pub.publish(msg)
 
