@@ -30,17 +30,17 @@ from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.control import ClosedLoopExecutor, control_rate_hz
 from ccol_policy.training import Trainer
 from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.layouts import UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
+from ccol_sim.reference import layout_features
 from ccol_sim.sim_eval import EVAL_SEED_OFFSET, EvalWorker, run_episode, sim_eval, wilson_interval
 from ccol_sim.teacher import TCP_FLOOR_Z
 
-LAYOUT_DIM = 9
 
-
-def layout_features(env: PandaTable, seed: int) -> np.ndarray:
-    """(9,) the scene of `seed`: pen x, y, yaw, red cube x, y, blue cube x, y, zone x, y."""
-    lay = env.reset(seed)
-    return np.concatenate([lay.pen, lay.red, lay.blue, lay.zone]).astype(np.float32)
+def dataset_layout(data: Path) -> str:
+    """The scene layout the dataset's episodes were recorded in (HDF5 attribute; older episodes: `wide`)."""
+    with h5py.File(next(data.glob("*.hdf5"))) as h:
+        return str(h.attrs.get("layout", UNNAMED_LAYOUT))
 
 
 def oracle_dataset(src: Path, dst: Path) -> None:
@@ -57,7 +57,8 @@ def oracle_dataset(src: Path, dst: Path) -> None:
                 if "seed" not in h.attrs:
                     raise SystemExit(f"{f}: no 'seed' attribute; the oracle needs simulator episodes")
                 q = h["observations/qpos"][()]
-                extra = np.repeat(layout_features(env, int(h.attrs["seed"]))[None], len(q), 0)
+                lay = str(h.attrs.get("layout", UNNAMED_LAYOUT))
+                extra = np.repeat(layout_features(env, int(h.attrs["seed"]), lay)[None], len(q), 0)
                 del h["observations/qpos"]
                 h["observations/qpos"] = np.concatenate([q, extra], 1)
     finally:
@@ -65,12 +66,12 @@ def oracle_dataset(src: Path, dst: Path) -> None:
     part.rename(dst)
 
 
-def _episode(w: EvalWorker, job: tuple[str, int], rate_hz: float, max_seconds: float) -> tuple[str, bool]:
-    task, seed = job
+def _episode(w: EvalWorker, job: tuple[str, int, str], rate_hz: float, max_seconds: float) -> tuple[str, bool]:
+    task, seed, layout = job
     w.policy.set_instruction(task)
     p = w.policy
     executor = ClosedLoopExecutor("panda", 1.0 / rate_hz, p.chunk_size, p.cfg.model.action_dim, tcp_floor_z=TCP_FLOOR_Z)
-    extra = layout_features(w.env, seed)
+    extra = layout_features(w.env, seed, layout)
     r = run_episode(
         w.env,
         lambda step, image, q: p.predict_chunk(image, np.concatenate([q, extra])),
@@ -79,6 +80,7 @@ def _episode(w: EvalWorker, job: tuple[str, int], rate_hz: float, max_seconds: f
         seed,
         rate_hz,
         int(max_seconds * rate_hz),
+        layout=layout,
     )
     return task, r.success
 
@@ -109,7 +111,8 @@ def main() -> None:
     train_min = (time.time() - t0) / 60
     rate = control_rate_hz(load_checkpoint(ckpt).meta)
 
-    jobs = [(t, EVAL_SEED_OFFSET + i) for t in TASKS for i in range(args.episodes)]
+    layout = dataset_layout(args.data)
+    jobs = [(t, EVAL_SEED_OFFSET + i, layout) for t in TASKS for i in range(args.episodes)]
     results = run_jobs(
         EvalWorker,
         (str(ckpt), "cpu", (160, 120)),
@@ -119,7 +122,7 @@ def main() -> None:
     )
     rows = {"oracle layout (simulator state)": {t: [s for task, s in results if task == t] for t in TASKS}}
     if args.vision_checkpoint:
-        report = sim_eval(args.vision_checkpoint, args.out / "vision_eval", episodes=args.episodes)
+        report = sim_eval(args.vision_checkpoint, args.out / "vision_eval", episodes=args.episodes, layout=layout)
         rows["camera (the policy)"] = {
             t: [True] * r["successes"] + [False] * (r["episodes"] - r["successes"]) for t, r in report["tasks"].items()
         }

@@ -35,11 +35,12 @@ from ccol_sim.teacher import plan
 TEST = 200
 
 
-def scenes(n: int, size: int) -> dict[str, np.ndarray]:
+def scenes(n: int, size: int, layout: str = "wide") -> dict[str, np.ndarray]:
+    """n scenes of `layout` ("wide": the layout of the measurements in docs/experiments.md)."""
     env = PandaTable(render_size=(160, 120))
     images, grasp, task, target_xy = [], [], [], []
     for s in range(n):
-        env.reset(s)
+        env.reset(s, layout=layout)
         images.append(resize(env.render(), size, size))
         targets = plan(env, TASKS[s % 3], np.random.default_rng(s + 7919), 30.0)
         grasp.append(targets[int(np.argmax(targets[:, 7] < 0.04)), :7])  # first step of closing

@@ -63,7 +63,7 @@ class PandaTable:
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int, layout: str = DEFAULT_LAYOUT) -> Layout:
-        """The scene of `seed` in `layout` (`LAYOUTS`), the arm near the ready pose."""
+        """The scene of `seed` in `layout` (`ccol_sim.layouts.LAYOUTS`), the arm near the ready pose."""
         rng = np.random.default_rng(seed)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)

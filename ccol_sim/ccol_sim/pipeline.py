@@ -42,7 +42,7 @@ def run_sim_demo(
     reference_steps: int = ReferenceConfig.steps,
 ) -> dict[str, Any]:
     """`image_size`: the dataset's square frames, by default what the preset's vision encoder takes; `layout`: the
-    scene layout of demonstrations and held-out scenes (`ccol_sim.env.LAYOUTS`)."""
+    scene layout of demonstrations and held-out scenes (`ccol_sim.layouts.LAYOUTS`)."""
     t_start = time.perf_counter()
     image_size = image_size or load_config(resolve_preset("small_cpu")).vision.image_size
     out.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,7 @@ def record_demonstrations(
     each instruction's motion, so only the instruction tells them apart (with one task per scene a policy can
     tell the task from the scene it memorised and ignore the words);
     `approach_error` (m) aims every demonstration's first approach off and corrects it above the object;
-    `layout` names the scene layout (`ccol_sim.env.LAYOUTS`)."""
+    `layout` names the scene layout (`ccol_sim.layouts.LAYOUTS`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next_index(out)

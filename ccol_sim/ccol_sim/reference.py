@@ -31,8 +31,6 @@ from ccol_sim.teacher import TCP_FLOOR_Z
 
 log = logging.getLogger(__name__)
 
-LAYOUT_DIM = 9
-
 
 @dataclass(frozen=True)
 class ReferenceConfig:

@@ -35,7 +35,7 @@ class ReplayEpisode:
     seed: int
     action: np.ndarray  # (T, A) robot units at rate_hz
     rate_hz: float
-    layout: str = UNNAMED_LAYOUT  # the scene layout the demonstration was recorded in (`ccol_sim.env.LAYOUTS`)
+    layout: str = UNNAMED_LAYOUT  # the scene layout the demonstration was recorded in (`ccol_sim.layouts.LAYOUTS`)
 
 
 @dataclass

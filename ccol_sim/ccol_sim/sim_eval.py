@@ -255,7 +255,7 @@ def sim_eval(
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
     each noun's CSA attention falls, per phase (`AttentionProbe`). `tcp_floor`: the executor keeps the fingertips
     above the table (`teacher.TCP_FLOOR_Z`), as policy_node does by default (`fingertip_floor`). `layout`: the scene
-    layout of the held-out scenes (`ccol_sim.env.LAYOUTS`), the one the demonstrations were recorded in."""
+    layout of the held-out scenes (`ccol_sim.layouts.LAYOUTS`), the one the demonstrations were recorded in."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(checkpoint)  # in this process first: a bad checkpoint fails here, clearly
