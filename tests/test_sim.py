@@ -305,6 +305,7 @@ def test_kinesthetic_mode_records_through_the_real_recorder(ros, tmp_path: Path)
 def test_policy_node_moves_the_simulated_arm_with_default_parameters(
     ros, synthetic_dir: Path, tmp_path: Path, mode: str
 ) -> None:
+    import logging
     import time
 
     from std_srvs.srv import SetBool
@@ -338,9 +339,11 @@ def test_policy_node_moves_the_simulated_arm_with_default_parameters(
     fut = client.call_async(SetBool.Request(data=True))
     assert spin_until(ros, fut.done, 5)
     t_enabled = time.monotonic()
-    # from the ready pose, within 1 s of being enabled, the arm moves (no first-step deadlock)
-    assert spin_until(ros, lambda: np.abs(sim.env.joints() - q_before).max() > 2e-3, 1.0), node.hold_reason
-    assert time.monotonic() - t_enabled <= 1.0 + 0.2
+    # from the ready pose the arm moves within the node's first second of commands (no first-step deadlock);
+    # counted in commands, not wall time, which a loaded machine stretches
+    assert spin_until(ros, lambda: np.abs(sim.env.joints() - q_before).max() > 2e-3, 20.0), node.hold_reason
+    assert node.commands <= 67, f"the arm moved only after {node.commands} commands"
+    logging.getLogger(__name__).info("arm moved %.2f s after enabling", time.monotonic() - t_enabled)
     assert spin_until(ros, lambda: node.commands >= 10, 20.0), node.hold_reason
     assert sim.trajectories_followed >= 5  # the simulator follows the policy's trajectories
     sim.destroy_node()
