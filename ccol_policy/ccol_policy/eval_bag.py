@@ -220,6 +220,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> None:  # noqa: ANN001 - pyplot and its Figure, imported lazily
+    """Lay out, write (PNG, 90 dpi) and close a report figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def plot_trajectories(ev: dict[str, BagEvaluation], path: Path) -> None:
     """Recorded vs executed (ensembled) vs one-step prediction, per joint, for one bag and every checkpoint."""
     plt = _plt()
@@ -236,9 +243,7 @@ def plot_trajectories(ev: dict[str, BagEvaluation], path: Path) -> None:
         ax.set_title("gripper width" if j == 7 else f"joint {j + 1}", fontsize=9)
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(f"{Path(first.bag).name}: {first.instruction!r}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_error_vs_horizon(evals: dict[str, list[BagEvaluation]], path: Path) -> None:
@@ -254,9 +259,7 @@ def plot_error_vs_horizon(evals: dict[str, list[BagEvaluation]], path: Path) -> 
     ax.set_ylabel("L1 (rad)")
     ax.set_title("error against horizon")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_velocity_acceleration(ev: dict[str, BagEvaluation], path: Path, joint: int = 1) -> None:
@@ -274,9 +277,7 @@ def plot_velocity_acceleration(ev: dict[str, BagEvaluation], path: Path, joint: 
     ax_c.set_xlabel("time (s)")
     ax_v.legend(fontsize=7)
     ax_v.set_title(f"joint {joint + 1} smoothness")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_attention_maps(e: BagEvaluation, path: Path) -> bool:
@@ -305,9 +306,7 @@ def plot_attention_maps(e: BagEvaluation, path: Path) -> bool:
             axes[r, c].set_title(f"{e.words[w]} ({roles.get(w, '')})", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -323,9 +322,7 @@ def plot_word_attention_over_time(e: BagEvaluation, path: Path) -> bool:
     ax.set_ylabel("attention on image patches")
     ax.set_title("word attention over time")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
