@@ -54,6 +54,31 @@ def test_instruction_embedding_is_computed_once(checkpoint: Path, synthetic_dir:
     assert len(calls) == 1
 
 
+def test_visual_tokens_are_reused_for_the_same_frame_only(checkpoint: Path, synthetic_dir: Path, monkeypatch) -> None:
+    policy = CCoLPolicy.from_checkpoint(checkpoint, device="cpu")
+    img, q, instr = _obs(synthetic_dir)
+    other_img = _obs(synthetic_dir, t=40)[0]
+    assert np.abs(other_img.astype(int) - img).mean() > 1  # a visibly different frame
+    calls = []
+    encode = policy.model.encode_vision
+    monkeypatch.setattr(policy.model, "encode_vision", lambda *a, **k: calls.append(1) or encode(*a, **k))
+    fresh = policy.predict_chunk(img, q, instr)  # no key: always encoded
+    frame, next_frame = object(), object()
+    first = policy.predict_chunk(img, q, instr, frame_key=frame)
+    q_moved = q + 0.05
+    again = policy.predict_chunk(img, q_moved, instr, frame_key=frame)  # same frame, new joints: tokens reused
+    assert len(calls) == 2
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_allclose(again, policy.predict_chunk(img, q_moved, instr), rtol=0, atol=1e-6)
+    assert len(calls) == 3
+    new = policy.predict_chunk(other_img, q, instr, frame_key=next_frame)  # a new frame is encoded
+    assert len(calls) == 4
+    np.testing.assert_allclose(new, policy.predict_chunk(other_img, q, instr), rtol=0, atol=1e-6)
+    assert not np.allclose(new, first, atol=1e-4)
+    policy.predict_chunk(other_img, q, "slide the cube", frame_key=next_frame)  # a new instruction re-encodes
+    assert len(calls) == 6
+
+
 def test_checkpoint_errors_say_what_is_wrong(checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist.*ccol train"):
         load_checkpoint(tmp_path / "nothing")

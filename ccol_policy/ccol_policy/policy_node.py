@@ -64,6 +64,9 @@ PARAMETERS: dict[str, Param] = {
     "instruction": Param("", "task in words, e.g. 'lift the pen'; also settable on ~/instruction"),
     "device": Param("auto", "auto (CUDA when available), cuda or cpu"),
     "half_precision": Param(True, "fp16 autocast on CUDA"),
+    "cpu_threads": Param(
+        1, "torch intra-op threads on CPU: 1 beats 2 for batch-1 inference of small_cpu (docs/real_time.md); 0: torch's"
+    ),
     "rate_hz": Param(67.0, "inference and command rate (Hz)"),
     "control_period_s": Param(0.0, "spacing of trajectory points (s); 0: the checkpoint's training control rate"),
     "arm_id": Param("fr3", "fr3 or panda (or a prefixed id like left_fr3): joint names and limits"),
@@ -176,6 +179,7 @@ class PolicyNode(Node):
                 raise CheckpointError("parameter 'checkpoint' is empty: pass checkpoint:=/path/to/run/best")
             policy = CCoLPolicy.from_checkpoint(p("checkpoint"), device=p("device"), half=p("half_precision"))
         self.policy = policy
+        policy.set_cpu_threads(p("cpu_threads"))
         self.arm_id = p("arm_id")
         self.arm_joints = arm_joint_names(self.arm_id)
         self.fingers = finger_joint_names(self.arm_id)
@@ -204,6 +208,7 @@ class PolicyNode(Node):
         self.gripper_squeeze = p("gripper_squeeze_m")
         self.gripper_min_change = p("gripper_min_change_m")
         self._rgb_cache: tuple[Image | None, np.ndarray | None] = (None, None)  # camera 30 Hz, cycles 67 Hz
+        self._frame_key: tuple[Image, Image | None] | None = None  # (colour, depth) messages of the last cycle
 
         self._image: tuple[Image, float] | None = None  # (message, receive time)
         self._depth: tuple[Image, float] | None = None
@@ -367,6 +372,9 @@ class PolicyNode(Node):
                 image_to_rgb(img_msg.encoding, img_msg.height, img_msg.width, img_msg.step, img_msg.data),
             )
         rgb = self._rgb_cache[1]
+        frame = (img_msg, self._depth[0] if self._depth is not None else None)
+        if self._frame_key is None or any(a is not b for a, b in zip(frame, self._frame_key)):
+            self._frame_key = frame  # a new object only for new frames: the policy reuses their visual tokens
         qpos = q7
         if self.use_gripper:
             if self._fingers is None:
@@ -420,7 +428,7 @@ class PolicyNode(Node):
         try:
             rgb, qpos, depth, img_stamp = self._observation(now)
             t0 = time.perf_counter()
-            chunk = self.policy.predict_chunk(rgb, qpos, depth=depth)  # also rejects NaN/inf joints
+            chunk = self.policy.predict_chunk(rgb, qpos, depth=depth, frame_key=self._frame_key)  # rejects NaN
             inference_s = time.perf_counter() - t0
         except ObservationError as exc:
             self._hold(str(exc))

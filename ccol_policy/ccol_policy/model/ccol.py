@@ -123,9 +123,21 @@ class CCoL(nn.Module):
             z = mu
         return torch.cat([z0.unsqueeze(1), z.view(b, n, -1)], 1)
 
+    def encode_vision(
+        self, images: torch.Tensor, lang: torch.Tensor, lang_pad: torch.Tensor, depth: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The visual tokens in the shared space: (B, n_cam, 3, H, W) uint8 (+ the instruction, which conditions the
+        keypoint token) -> (B, n_cam * P, h). Depends on nothing else, so a frame's tokens can be reused."""
+        condition = None
+        if self.cfg.vision.keypoints:  # the instruction, mean over its tokens, conditions the keypoint token
+            keep = (~lang_pad[:, : self.max_lang]).unsqueeze(-1).to(lang.dtype)
+            condition = (lang[:, : self.max_lang] * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, d_l)
+        vis = self.proj_vision(self.vision(images, depth, condition))  # (B, n_cam * P, h)
+        return (vis.view(images.shape[0], self.layout.cameras, -1, vis.shape[-1]) + self.camera_embed).flatten(1, 2)
+
     def forward(
         self,
-        images: torch.Tensor,
+        images: torch.Tensor | None,
         qpos: torch.Tensor,
         lang: torch.Tensor,
         lang_pad: torch.Tensor,
@@ -135,12 +147,14 @@ class CCoL(nn.Module):
         need_weights: bool = False,
         noise: torch.Tensor | None = None,
         future: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        vision_tokens: torch.Tensor | None = None,
     ) -> CCoLOutput:
         """images (B, n_cam, 3, H, W) uint8, qpos (B, state_dim), lang (B, L, d_l), lang_pad (B, L) True = pad,
         actions (B, k, A) and is_pad (B, k) in training only; noise (B, d_z) is the reparameterisation's epsilon
         (drawn here when None; the trainer passes it so that runs are reproducible across ranks); future: the
         proprioception at the ODE grid's later times, (qpos (B, T-1, S), actions (B, T-1, k, A), is_pad
-        (B, T-1, k)), whose encoded latents E_disc compares with the vector field -> CCoLOutput."""
+        (B, T-1, k)), whose encoded latents E_disc compares with the vector field; vision_tokens: what
+        `encode_vision` returned for these images and this instruction (images are then not read) -> CCoLOutput."""
         b = qpos.shape[0]
         disc = None
         if actions is not None:
@@ -162,12 +176,7 @@ class CCoL(nn.Module):
             mu = logvar = torch.zeros(b, self.cfg.model.latent_dim, device=qpos.device)
             latent = self._prior_latent(b, qpos.device)
 
-        condition = None
-        if self.cfg.vision.keypoints:  # the instruction, mean over its tokens, conditions the keypoint token
-            keep = (~lang_pad[:, : self.max_lang]).unsqueeze(-1).to(lang.dtype)
-            condition = (lang[:, : self.max_lang] * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, d_l)
-        vis = self.proj_vision(self.vision(images, depth, condition))  # (B, n_cam * P, h)
-        vis = (vis.view(b, self.layout.cameras, -1, vis.shape[-1]) + self.camera_embed).flatten(1, 2)
+        vis = self.encode_vision(images, lang, lang_pad, depth) if vision_tokens is None else vision_tokens
         ctx = torch.cat([self.proj_latent(latent.to(vis.dtype)), self.proj_qpos(qpos).unsqueeze(1), vis], 1)
         lang = self.proj_lang(lang[:, : self.max_lang])
         lang_pad = lang_pad[:, : self.max_lang]
