@@ -170,12 +170,14 @@ def train_reference(dataset: Path, out: Path, cfg: ReferenceConfig = ReferenceCo
 
 class _RefWorker:
     def __init__(self, path: str) -> None:
+        self.threads = torch.get_num_threads()  # restored on close (a worker may be this very process)
         torch.set_num_threads(1)
         self.policy = ReferencePolicy.load(Path(path))
         self.env = PandaTable(render_size=(8, 8))
 
     def close(self) -> None:
         self.env.close()
+        torch.set_num_threads(self.threads)
 
 
 def _ref_job(worker: _RefWorker, job: tuple[str, int, str, float, float]) -> Rollout:
