@@ -14,22 +14,16 @@ import time
 
 import numpy as np
 import torch
+from bench_training_step import INSTRUCTION, bench_config, samples_per_s, step_fn  # this folder
 
 from ccol_policy.checkpoint import Checkpoint
-from ccol_policy.config import load_config, resolve_preset
 from ccol_policy.data import NormStats
-from ccol_policy.losses import ccol_loss
 from ccol_policy.model import CCoL, InstructionEncoder
 from ccol_policy.policy import CCoLPolicy
 
-INSTRUCTION = "lift the pen"
-
 
 def build(preset: str, ablation: str | None, device: torch.device, half: bool) -> CCoLPolicy:
-    cfg = load_config(resolve_preset(preset), ablation=ablation)
-    cfg.vision.pretrained = None
-    cfg.text.pretrained = None
-    cfg.text.vocab = ["lift", "pen", "the"]
+    cfg = bench_config(preset, ablation=ablation)
     torch.manual_seed(0)
     text = InstructionEncoder(cfg.text)
     model = CCoL(cfg, text.out_dim)
@@ -37,11 +31,6 @@ def build(preset: str, ablation: str | None, device: torch.device, half: bool) -
     stats = NormStats(np.zeros(s, np.float32), np.ones(s, np.float32), np.zeros(a, np.float32), np.ones(a, np.float32))
     ckpt = Checkpoint(model=model, text=text, config=cfg, stats=stats, instructions=[INSTRUCTION])
     return CCoLPolicy(ckpt, device, half=half)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def latency(policy: CCoLPolicy, iters: int) -> np.ndarray:
@@ -60,31 +49,12 @@ def latency(policy: CCoLPolicy, iters: int) -> np.ndarray:
 
 
 def train_rate(policy: CCoLPolicy, steps: int, batch: int) -> float:
-    cfg, dev = policy.cfg, policy.device
-    model = policy.model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    size = cfg.vision.image_size
-    images = torch.randint(0, 255, (batch, 1, 3, size, size), dtype=torch.uint8, device=dev)
-    q = torch.randn(batch, cfg.model.state_dim, device=dev)
-    actions = torch.randn(batch, cfg.model.chunk_size, cfg.model.action_dim, device=dev)
-    is_pad = torch.zeros(batch, cfg.model.chunk_size, dtype=torch.bool, device=dev)
-    lang, pad = policy.text.batch([INSTRUCTION] * batch, dev)
-
-    def step() -> None:
-        out = model(images, q, lang, pad, actions=actions, is_pad=is_pad)
-        loss, _ = ccol_loss(out, actions, is_pad, cfg.loss)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    step()
-    sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(dev)
-    model.eval()
-    return steps * batch / (time.perf_counter() - t0)
+    """Training samples per second of the policy's network (`bench_training_step`'s step, without E_disc)."""
+    rate = samples_per_s(
+        step_fn(policy.cfg, policy.model, policy.text, policy.device, batch, future=False), batch, steps, policy.device
+    )
+    policy.model.eval()
+    return rate
 
 
 def main() -> None:

@@ -3,10 +3,10 @@
     .venv/bin/python bench/bench_training_step.py                  # small_cpu on this machine's cores
 
 Each variant runs the trainer's step (forward with the expert chunk and, with MCC, the future latents that E_disc
-compares; the loss; backward; AdamW) on random data of the preset's shapes. Variants: the preset; its vision
-encoder frozen with the tokens computed beforehand (the most a frozen encoder with cached features can save);
-without the future latents; a 4x4 patch grid (fewer tokens); larger batches; the ACT-style baseline. Weights are
-randomly initialised; the cost of a step does not depend on them.
+compares; the loss; backward; the trainer's fused optimiser) on random data of the preset's shapes. Variants: the
+preset; its vision encoder frozen with the tokens computed beforehand (the most a frozen encoder with cached
+features can save); without the future latents; a 4x4 patch grid (fewer tokens); larger batches; the ACT-style
+baseline. Weights are randomly initialised; the cost of a step does not depend on them.
 """
 
 from __future__ import annotations
@@ -20,49 +20,77 @@ import torch
 from ccol_policy.config import CCoLConfig, load_config, resolve_preset
 from ccol_policy.losses import ccol_loss
 from ccol_policy.model import CCoL, InstructionEncoder
+from ccol_policy.training import build_optimizer
 
 INSTRUCTION = "lift the pen"
 
 
-def step_fn(cfg: CCoLConfig, batch: int, cached_vision: bool, future: bool) -> Callable[[], None]:
-    torch.manual_seed(0)
-    text = InstructionEncoder(cfg.text)
-    model = CCoL(cfg, text.out_dim).train()
+def bench_config(preset: str, overrides: dict | None = None, ablation: str | None = None) -> CCoLConfig:
+    """A preset's config without pretrained weights (randomly initialised, no hub download)."""
+    cfg = load_config(resolve_preset(preset), overrides=overrides, ablation=ablation)
+    cfg.vision.pretrained = None
+    cfg.text.pretrained = None
+    cfg.text.vocab = ["lift", "pen", "the"]
+    return cfg
+
+
+def step_fn(
+    cfg: CCoLConfig,
+    model: CCoL,
+    text: InstructionEncoder,
+    device: torch.device,
+    batch: int,
+    cached_vision: bool = False,
+    future: bool = True,
+) -> Callable[[], None]:
+    """The trainer's step (forward with the expert chunk and, with MCC and `future`, the later latents E_disc
+    compares; the loss; backward; the trainer's optimiser) on random data of `batch` samples."""
     m = cfg.model
     size = cfg.vision.image_size
-    images = torch.randint(0, 255, (batch, len(cfg.vision.cameras), 3, size, size), dtype=torch.uint8)
-    q = torch.randn(batch, m.state_dim)
-    actions = torch.randn(batch, m.chunk_size, m.action_dim)
-    is_pad = torch.zeros(batch, m.chunk_size, dtype=torch.bool)
-    lang, pad = text.batch([INSTRUCTION] * batch, torch.device("cpu"))
+    n_cam = len(cfg.vision.cameras)
+    images = torch.randint(0, 255, (batch, n_cam, 3, size, size), dtype=torch.uint8, device=device)
+    q = torch.randn(batch, m.state_dim, device=device)
+    actions = torch.randn(batch, m.chunk_size, m.action_dim, device=device)
+    is_pad = torch.zeros(batch, m.chunk_size, dtype=torch.bool, device=device)
+    lang, pad = text.batch([INSTRUCTION] * batch, device)
     n = m.ode.time_points - 1
-    later = (torch.randn(batch, n, m.state_dim), torch.randn(batch, n, m.chunk_size, m.action_dim))
-    fut = (*later, torch.zeros(batch, n, m.chunk_size, dtype=torch.bool)) if future and m.use_mcc else None
+    fut = None
+    if future and m.use_mcc:
+        fut = (
+            torch.randn(batch, n, m.state_dim, device=device),
+            torch.randn(batch, n, m.chunk_size, m.action_dim, device=device),
+            torch.zeros(batch, n, m.chunk_size, dtype=torch.bool, device=device),
+        )
+    model.train()
     vision = None
-    if cached_vision:
-        model.vision.requires_grad_(False)
+    if cached_vision:  # frozen encoder: its tokens computed once, outside the step
+        for part in (model.vision, model.proj_vision):
+            part.requires_grad_(False)
+        model.camera_embed.requires_grad_(False)
         with torch.no_grad():
             vision = model.encode_vision(images, lang, pad)
-        model.proj_vision.requires_grad_(False)
-        model.camera_embed.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = build_optimizer(model, cfg)
 
     def step() -> None:
         out = model(images, q, lang, pad, actions=actions, is_pad=is_pad, future=fut, vision_tokens=vision)
         loss, _ = ccol_loss(out, actions, is_pad, cfg.loss)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     return step
 
 
-def samples_per_s(step: Callable[[], None], batch: int, steps: int) -> float:
+def samples_per_s(step: Callable[[], None], batch: int, steps: int, device: torch.device) -> float:
     for _ in range(3):
         step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - t0)
 
 
@@ -71,7 +99,7 @@ def main() -> None:
     p.add_argument("--preset", default="small_cpu")
     p.add_argument("--steps", type=int, default=20)
     args = p.parse_args()
-    base = load_config(resolve_preset(args.preset))
+    base = bench_config(args.preset)
     b = base.optim.batch_size
     variants: list[tuple[str, dict, str | None, bool, bool]] = [
         # (name, overrides, ablation, vision tokens computed beforehand, future latents)
@@ -84,13 +112,15 @@ def main() -> None:
         ("ACT-style baseline", {}, "act", False, True),
     ]
     rows = []
+    cpu = torch.device("cpu")
     for name, overrides, ablation, cached, future in variants:
-        cfg = load_config(resolve_preset(args.preset), overrides=overrides, ablation=ablation)
-        cfg.vision.pretrained = None
-        cfg.text.pretrained = None
-        cfg.text.vocab = ["lift", "pen", "the"]
+        cfg = bench_config(args.preset, overrides, ablation)
+        torch.manual_seed(0)
+        text = InstructionEncoder(cfg.text)
+        model = CCoL(cfg, text.out_dim)
         batch = cfg.optim.batch_size
-        rate = samples_per_s(step_fn(cfg, batch, cached, future), batch, args.steps)
+        step = step_fn(cfg, model, text, cpu, batch, cached_vision=cached, future=future)
+        rate = samples_per_s(step, batch, args.steps, cpu)
         rows.append((name, batch, rate))
         print(f"{name}: {rate:.0f} samples/s", flush=True)
     ref = rows[0][2]
