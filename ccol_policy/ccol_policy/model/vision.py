@@ -130,7 +130,7 @@ class VisionEncoder(nn.Module):
                     self.keypoints = SpatialSoftmax(stem[4].out_channels, cfg.keypoints)
                     # all K (x, y) and the instruction (condition_dim, pooled) jointly through an MLP into one
                     # token: where the object the instruction names is (K separate tokens, the first design,
-                    # localised the grasp ~4x worse in a scratch run; bench/bench_vision_localisation.py)
+                    # localised the grasp ~4x worse in a scratch run; research/vision_localisation.py)
                     self.keypoint_token = nn.Sequential(
                         nn.Linear(2 * cfg.keypoints + condition_dim, 2 * cfg.hidden_size),
                         nn.ReLU(),
