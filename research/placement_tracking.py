@@ -23,6 +23,7 @@ import torch
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M
 from ccol_policy.policy import CCoLPolicy
 from ccol_sim.env import PandaTable
+from ccol_sim.layouts import DEFAULT_LAYOUT, LAYOUTS
 from ccol_sim.sim_eval import EVAL_SEED_OFFSET, rollout
 
 TASK = "place the cubes"
@@ -92,7 +93,7 @@ def main() -> None:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0, help="sim-eval's --seed: the same held-out scenes")
-    ap.add_argument("--layout", default="paper")
+    ap.add_argument("--layout", choices=sorted(LAYOUTS), default=DEFAULT_LAYOUT)
     args = ap.parse_args()
     rows = {c: track(c, args.episodes, args.seed, args.layout) for c in args.checkpoints}
     columns = list(next(iter(rows.values())))
