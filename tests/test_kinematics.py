@@ -51,10 +51,10 @@ def test_executor_applies_the_floor_to_every_point_it_returns() -> None:
     ex = ClosedLoopExecutor("panda", 1 / 30, 5, 8, mode="chunk", tcp_floor_z=z_floor)
     q = np.append(GRASP, 0.08)
     chunk = np.tile(q, (5, 1))
-    out, reason = ex.step(0.0, chunk, q)
+    command, reason = ex.step(0.0, chunk, q)
     assert reason is None and ex.raised == 5
-    # the limiter then moves toward the raised targets from the measured pose: up to the floor, never lower
-    z = joint_frames(out[:, :7])[1][:, 2, 3]
-    assert z.min() > low_z - 5e-4 and z[-1] == pytest.approx(low_z + 0.01, abs=1e-3)
+    # the limiter then moves toward the raised targets from the measured pose: up, never lower
+    z = joint_frames(command.positions)[1][:, 2, 3]
+    assert z.min() > low_z - 5e-4 and z[-1] > low_z + 0.002 and z.max() < low_z + 0.01 + 1e-3
     with pytest.raises(ValueError, match="finite"):
         tcp_floor(float("nan"))

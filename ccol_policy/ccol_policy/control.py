@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ccol_policy.kinematics import FingertipFloor, tcp_jacobian
-from ccol_policy.robots import limits_for
+from ccol_policy.robots import limits_for, velocity_limits
 
 # The control rate of data that does not carry one: `ccol build-dataset`'s default time grid (`--rate`), which
 # episodes without a recorded rate, and checkpoints trained on them, were built on.
@@ -28,6 +29,15 @@ def control_rate_hz(meta: Mapping[str, Any], default: float = DEFAULT_CONTROL_RA
     --rate). The one place policy_node, `ccol sim-eval`, `ccol eval-bag` and `ccol replay` read it."""
     rate = meta.get("control_rate_hz")
     return float(rate) if rate else default
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """The plan at one grid point: joint position and velocity (7,) and the raw target it was heading for."""
+
+    position: np.ndarray
+    velocity: np.ndarray
+    target: np.ndarray
 
 
 class ObservationError(ValueError):
@@ -48,54 +58,79 @@ def gripper_command(predicted: float, measured: float, squeeze: float = 0.01, ma
 
 
 class RateLimiter:
-    """Joint targets clamped to the joint limits and approached at most at the velocity and acceleration limits per
-    control period (the idea of libfranka's `limitRate`). The speed relative to the target's own motion is bounded
-    so that decelerating by a*dt per period still meets it (v^2/2a + v*dt <= distance): a moving target is
-    tracked exactly, a far one is reached without overshoot. The state is the last committed target, its
-    velocity and the raw target it came from; `seed` restarts from a measured position at rest."""
+    """Joint targets clamped to the joint limits and followed as a double integrator on the control grid: the state
+    at a grid point is a position and a velocity, and between grid points the acceleration is constant and within
+    the acceleration limits. A cubic Hermite spline through such points (joint_trajectory_controller with positions
+    and velocities) reproduces each constant-acceleration segment exactly, so the controller's desired acceleration
+    never exceeds the limits. Velocities stay within `velocity_limits` (FR3: libfranka's position-dependent ones;
+    every arm: a velocity it can brake from before its joint limits). Each step aims to be on the target's motion
+    two grid points ahead (a two-step dead-beat law), and the speed relative to a target is bounded so that braking
+    at the acceleration limit still meets it (v^2/2a + v*dt <= distance): a moving target is tracked exactly, a far
+    one is reached without overshoot (the idea of libfranka's `limitRate`)."""
 
     def __init__(
         self, arm_id: str, dt: float, velocity_scale: float = 1.0, acceleration_scale: float = 1.0, margin: float = 0.01
     ) -> None:
+        self.arm_id = arm_id
         self.limits = limits_for(arm_id)
         self.dt = dt
+        self.velocity_scale = velocity_scale
         self.v_max = self.limits.velocity * velocity_scale
         self.a_max = self.limits.acceleration * acceleration_scale
         self.lower = self.limits.lower + margin
         self.upper = self.limits.upper - margin
-        self.state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (position, velocity, raw target)
 
-    def seed(self, measured: np.ndarray) -> None:
-        pos = np.clip(np.asarray(measured[:7], np.float64), self.lower, self.upper)
-        self.state = (pos, np.zeros(7), pos)
+    def velocity_bounds(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) joint velocity (7,) allowed at position q: the scaled datasheet limits, the arm's
+        position-dependent ones (`robots.velocity_limits`) and the speed from which braking at `a_max` stops
+        before the joint limit."""
+        low, high = velocity_limits(self.arm_id, q)
+        to_upper = np.sqrt(2.0 * self.a_max * np.maximum(self.upper - q, 0.0))
+        to_lower = np.sqrt(2.0 * self.a_max * np.maximum(q - self.lower, 0.0))
+        return np.maximum(np.maximum(low, -self.v_max), -to_lower), np.minimum(np.minimum(high, self.v_max), to_upper)
 
-    def rollout(self, targets: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """targets (n, 7+) -> rate-limited copy (n, 7+) and the state after its first point (for `commit`); the
-        limiter's own state is not changed."""
-        if self.state is None:
-            raise RuntimeError("RateLimiter.seed(measured) first")
+    def _brake(self, distance: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """The largest speed towards a target `distance` ahead (moving at `speed` towards it now) to reach at the
+        next grid point from which braking at a_max still stops at the target: v^2/2a <= what is left after this
+        segment, less a margin for the grid (a*dt^2/2, or half the distance when that is less)."""
+        a, h = self.a_max, self.dt
+        left = np.maximum(distance - speed * h / 2 - np.minimum(a * h**2 / 2, np.abs(distance) / 2), 0.0)
+        return (-a * h + np.sqrt((a * h) ** 2 + 8.0 * a * left)) / 2
+
+    def rollout(
+        self, state: PlanState, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[PlanState]]:
+        """From `state` at a grid point, targets (n, 7+) for the next n grid points -> positions (n, 7+) (the
+        gripper column clamped, passed through), velocities (n, 7) and the state at each point."""
         out = np.array(targets, np.float64)
         out[:, :7] = np.clip(out[:, :7], self.lower, self.upper)
         if out.shape[1] > 7:
             out[:, 7] = np.clip(out[:, 7], 0.0, self.limits.gripper_max_width)
-        pos, vel, prev = (x.copy() for x in self.state)
-        first = self.state
+        h = self.dt
+        q, v, prev = state.position.copy(), state.velocity.copy(), state.target.copy()
+        velocities = np.zeros((len(out), 7))
+        states = []
+        goals = out[:, :7].copy()
         for i in range(len(out)):
-            goal = out[i, :7].copy()
-            err = goal - pos
-            v_goal = (goal - prev) / self.dt
-            brake = self.a_max * (np.sqrt(self.dt**2 + 2.0 * np.abs(err) / self.a_max) - self.dt)
-            v = np.clip(err / self.dt, v_goal - brake, v_goal + brake)
-            v = np.clip(v, -self.v_max, self.v_max)
-            v = np.clip(v, vel - self.a_max * self.dt, vel + self.a_max * self.dt)
-            pos, vel, prev = pos + v * self.dt, v, goal
-            out[i, :7] = pos
-            if i == 0:
-                first = (pos.copy(), v.copy(), goal)
-        return out, first
-
-    def commit(self, state: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.state = state
+            g1 = goals[i]
+            g2 = goals[i + 1] if i + 1 < len(out) else g1 + (g1 - prev)
+            v_g1, v_g2 = (g1 - prev) / h, (g2 - g1) / h
+            # two-step dead beat: constant accelerations a, a' that put (q, v) on (g2, v_g2) two points ahead
+            a = (g2 - (q + 2 * h * v)) / h**2 - (v_g2 - v) / (2 * h)
+            err, rel = g1 - q, v - v_g1
+            v_next = np.clip(v + a * h, v_g1 - self._brake(-err, -rel), v_g1 + self._brake(err, rel))
+            low, high = self.velocity_bounds(q)
+            v_next = np.clip(v_next, low, high)
+            a = (v_next - v) / h
+            a = np.clip(a, 2 * (self.lower - q - v * h) / h**2, 2 * (self.upper - q - v * h) / h**2)  # in limits
+            a = np.clip(a, -self.a_max, self.a_max)
+            q = q + v * h + 0.5 * a * h**2
+            v = v + a * h
+            prev = g1
+            out[i, :7] = q
+            velocities[i] = v
+            states.append(PlanState(q.copy(), v.copy(), g1.copy()))
+        return out, velocities, states
 
 
 class TemporalEnsembler:
@@ -140,19 +175,49 @@ class TemporalEnsembler:
         return np.stack(out) if out else np.zeros((0, self.action_dim))
 
 
-class ClosedLoopExecutor:
-    """Predicted chunks -> the joint targets to command, shared by `policy_node`, `ccol sim-eval` and `ccol replay`.
+@dataclass(frozen=True)
+class Command:
+    """What goes to joint_trajectory_controller: points on the control grid at absolute times (the executor's
+    clock) with joint positions and velocities (n, 7), the last at rest, and the gripper width to command now (None
+    for arm-only policies). A message carries them as `time_from_start = times - now` with header.stamp 0; the
+    first point lies at or before now (see `ClosedLoopExecutor`)."""
 
-    Time is cut into control periods `dt` (the training control rate), whatever the inference rate: a chunk
-    predicted during period s covers periods s+1 .. s+k. In `ensemble` mode one chunk per period enters the
-    ACT temporal ensemble (the newest one predicted in that period), so weights go by the chunk's age in periods;
-    in `chunk` mode the newest chunk is executed as it is. The result goes through the `RateLimiter`, seeded from
-    the measured joints when execution (re)starts. With `tcp_floor_z` (m, base frame) targets that would put the
-    hand's TCP lower are raised to it first (`FingertipFloor`; `raised` counts them). With `workspace` ((3,) lower,
-    (3,) upper corner, m, base frame) the commanded trajectory ends before the first target whose TCP leaves the
-    box, and holds when the first one would. Otherwise only gross anomalies hold: a non-finite output or a first
-    target more than `max_jump` rad from the measured joints; after a hold, execution restarts cleanly (ensemble
-    emptied, limiter re-seeded from the measured state).
+    times: np.ndarray  # (n,) s
+    positions: np.ndarray  # (n, 7)
+    velocities: np.ndarray  # (n, 7)
+    gripper: float | None = None
+
+    def time_from_start(self, now: float) -> np.ndarray:
+        """Seconds from now; the first point never after now (the grid may put it a rounding error ahead)."""
+        offsets = self.times - now
+        offsets[0] = min(offsets[0], 0.0)
+        return offsets
+
+
+class ClosedLoopExecutor:
+    """Predicted chunks -> one continuous plan streamed to the controller, shared by `policy_node`, `ccol sim-eval`
+    and `ccol replay`.
+
+    The plan lives on the training control grid (t0 + p * dt): a chunk predicted during period s covers grid points
+    s+1 .. s+k; in `ensemble` mode one chunk per period enters the ACT temporal ensemble (the newest predicted in
+    that period), in `chunk` mode the newest chunk is executed as it is. The `RateLimiter` turns targets into grid
+    states (position, velocity) joined by constant-acceleration segments within the limits.
+
+    Every call, at any node rate, sends the plan from the last grid point at or before `now` (time_from_start <= 0),
+    so that joint_trajectory_controller samples its spline between our own points from the first update on and
+    never interpolates from its "state before the trajectory" (the measured state on Humble by default, a desired
+    state one update off on Jazzy): the stream is one continuous motion on every distro. The points up to the first
+    one at least `min_lead` ahead (the message's delivery time) are kept as already sent; the new chunk re-plans the
+    segments after it. Each message ends in a braking tail within the acceleration limits, so a stream that stops
+    (node stalled, workspace box) brings the arm to rest smoothly.
+
+    With `tcp_floor_z` (m, base frame) targets that would put the hand's TCP lower are raised to it first
+    (`FingertipFloor`; `raised` counts them). With `workspace` ((3,) lower, (3,) upper corner, m, base frame) the
+    plan ends, braking, before the first point whose TCP (or braking tail) leaves the box, and holds when the next
+    target would. Otherwise only gross anomalies hold: a non-finite output or a next target more than `max_jump`
+    rad from the measured joints. `stop(now)` is the hold: the plan as sent up to its committed point, then braking
+    (never backwards, never from stale measurements). After a hold the plan continues from where the braking
+    leaves the arm; once at rest it restarts from the measured joints.
     """
 
     def __init__(
@@ -169,100 +234,167 @@ class ClosedLoopExecutor:
         acceleration_scale: float = 1.0,
         tcp_floor_z: float | None = None,
         workspace: tuple[np.ndarray, np.ndarray] | None = None,
+        min_lead: float = 0.01,
     ) -> None:
         if mode not in ("ensemble", "chunk"):
             raise ValueError(f"execution_mode must be 'ensemble' or 'chunk', got {mode!r}")
+        if not 0.0 <= min_lead < dt:
+            raise ValueError(f"min_lead ({min_lead} s) must lie in [0, control period {dt} s)")
         self.dt = dt
         self.mode = mode
-        self.horizon = horizon if mode == "ensemble" else chunk_size
+        self.chunk_size = chunk_size
+        self.horizon = horizon if mode == "ensemble" else chunk_size - 1
         self.max_jump = max_jump
+        self.min_lead = min_lead
         self.ensembler = TemporalEnsembler(chunk_size, action_dim, ensemble_m)
         self.limiter = RateLimiter(arm_id, dt, velocity_scale, acceleration_scale)
         self.floor = FingertipFloor(tcp_floor_z) if tcp_floor_z is not None else None
         self.raised = 0  # targets the floor moved up, since construction
         self.workspace = None if workspace is None else tuple(np.asarray(c, np.float64) for c in workspace)
-        self._t0: float | None = None
-        self._period = -1  # control period of the limiter's committed state
-        self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # limiter state after this period
+        self.reset()
 
     def reset(self) -> None:
-        """Forget everything: the next `step` starts from the measured state."""
+        """Forget everything, the plan included (a new episode): the next `step` starts from the measured joints."""
         self.ensembler.reset()
-        self._t0 = None
-        self._period = -1
-        self._pending = None
+        self._t0: float | None = None  # time of grid point 0
+        self._plan: dict[int, PlanState] = {}  # grid point -> planned state, as last sent
+        self._chunk: tuple[int, np.ndarray] | None = None  # chunk mode: (period, chunk)
+
+    def restart(self) -> None:
+        """Drop the predicted chunks (a hold, a new instruction) but keep the plan the controller is following, so
+        that the next `step` continues from where its braking leaves the arm."""
+        self.ensembler.reset()
+        self._chunk = None
 
     def period(self, t: float) -> int:
-        return int(np.floor((t - self._t0) / self.dt + 1e-6)) if self._t0 is not None else 0
+        return int(np.floor((t - self._t0) / self.dt + 1e-9)) if self._t0 is not None else 0
 
-    def step(self, t: float, chunk: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, str | None]:
-        """t (s, any clock), chunk (k, A) robot units, measured (7 or 8,) -> (targets (n, A) for the periods after
-        t, spaced by dt; or the measured position (1, A) with the hold reason). A hold resets the executor."""
-        measured = np.asarray(measured, np.float64)
-        hold = np.asarray(measured[None, : chunk.shape[1]], np.float64)
-        if not np.isfinite(chunk).all():
-            self.reset()
-            return hold, "policy output contains NaN or inf"
-        if self._t0 is None:
-            self._t0 = t
-            self.limiter.seed(measured)
-        s = self.period(t)
-        if s != self._period:  # a new control period: the previous period's first target becomes the state
-            if self._pending is not None:
-                self.limiter.commit(self._pending)
-            self._period = s
+    def _state(self, p: int) -> PlanState:
+        """The plan's state at grid point p as sent (at rest at its end once it has run out)."""
+        if p in self._plan:
+            return self._plan[p]
+        end = self._plan[max(self._plan)]
+        return PlanState(end.position, np.zeros(7), end.position)
+
+    def _frozen(self, now: float) -> list[int]:
+        """Grid points sent and kept: the last one at or before now .. the first one at least min_lead ahead."""
+        first = self.period(now)
+        committed = int(np.ceil((now + self.min_lead - self._t0) / self.dt - 1e-9))
+        return list(range(first, max(committed, first + 1) + 1))
+
+    def moving(self, now: float) -> bool:
+        """Whether the plan the controller follows still moves at or after now."""
+        if self._t0 is None or not self._plan:
+            return False
+        return self.period(now) < max(self._plan) or np.abs(self._state(self.period(now)).velocity).max() > 0.0
+
+    def _targets(self, s: int, c: int, chunk: np.ndarray) -> np.ndarray:
+        """Targets for grid points c .. c + horizon (the first one only for the gripper): (n, A)."""
         if self.mode == "ensemble":
             self.ensembler.add(s, chunk)
-            targets = self.ensembler.trajectory(s, self.horizon)
-        else:
-            targets = chunk
-        jump = np.abs(targets[0, :7] - measured[:7])
+            return self.ensembler.trajectory(c - 1, self.horizon + 1)
+        if self._chunk is None or self._chunk[0] != s:
+            self._chunk = (s, chunk)
+        return self._chunk[1][max(c - 1 - self._chunk[0], 0) :]
+
+    def step(self, now: float, chunk: np.ndarray, measured: np.ndarray) -> tuple[Command | None, str | None]:
+        """now (s, any clock), chunk (k, A) robot units, measured (7 or 8,) -> (the command to send, None), or
+        (None, the hold reason): send `stop(now)` then."""
+        measured = np.asarray(measured, np.float64)
+        if not np.isfinite(chunk).all():
+            return None, "policy output contains NaN or inf"
+        if not np.isfinite(measured).all():
+            return None, "measured joints contain NaN or inf"
+        if not self.moving(now):  # (re)start from the measured joints, at rest, now
+            self._t0 = now
+            self._plan = {0: PlanState(measured[:7].copy(), np.zeros(7), measured[:7].copy())}
+        s = self.period(now)
+        frozen = self._frozen(now)
+        c = frozen[-1]
+        targets = self._targets(s, c, chunk)
+        if len(targets) < 2:
+            return None, f"no predicted target beyond grid point {c} (chunk of {self.chunk_size} exhausted)"
+        jump = np.abs(targets[1, :7] - measured[:7])
         if jump.max() > self.max_jump:
             j = int(jump.argmax())
-            self.reset()
-            return hold, (
-                f"first target of joint {j + 1} is {jump[j]:.3f} rad from the measured position "
+            return None, (
+                f"next target of joint {j + 1} is {jump[j]:.3f} rad from the measured position "
                 f"(max_jump_rad {self.max_jump})"
             )
         if self.floor is not None:
             targets, n = self.floor.apply(targets)
             self.raised += n
-        out, pending = self.limiter.rollout(targets)
+        _, _, states = self.limiter.rollout(self._state(c), targets[1:])
         if self.workspace is not None:
-            lower, upper = self.workspace
-            tcp, _ = tcp_jacobian(out[:, :7])
-            outside = np.flatnonzero(((tcp < lower) | (tcp > upper)).any(axis=1))
-            if len(outside) and outside[0] == 0:
-                self.reset()
-                x, y, z = tcp[0]
-                return hold, (
+            states = states[: self._inside_workspace(states)]
+            if not states:
+                x, y, z = tcp_jacobian(targets[1:2, :7])[0][0]
+                lower, upper = self.workspace
+                return None, (
                     f"next target puts the TCP at ({x:.3f}, {y:.3f}, {z:.3f}) m, outside the workspace box "
                     f"{lower.tolist()}..{upper.tolist()} (workspace_min_xyz/workspace_max_xyz)"
                 )
-            if len(outside):
-                out = out[: outside[0]]
-        self._pending = pending
-        return out, None
+        gripper = float(np.clip(targets[0, 7], 0.0, self.limiter.limits.gripper_max_width)) if targets.shape[1] > 7 else None
+        return self._send(frozen, states, gripper), None
 
+    def _inside_workspace(self, states: list[PlanState]) -> int:
+        """How many planned points to keep so that they and the braking tail after them stay in the box."""
+        lower, upper = self.workspace
 
-def point_velocities(positions: np.ndarray, dt: float, start: np.ndarray) -> np.ndarray:
-    """Velocities for trajectory points (n, 7) spaced by dt after `start` (7,): central differences, the last
-    point at rest. joint_trajectory_controller then blends with cubic splines instead of velocity-discontinuous
-    linear segments, and accepts the trajectory with allow_nonzero_velocity_at_trajectory_end false."""
-    padded = np.vstack([start[None, :7], positions[:, :7], positions[-1:, :7]])
-    v = (padded[2:] - padded[:-2]) / (2 * dt)
-    v[-1] = 0.0
-    return v
+        def inside(q: np.ndarray) -> np.ndarray:
+            tcp, _ = tcp_jacobian(q)
+            return ((tcp >= lower) & (tcp <= upper)).all(axis=1)
+
+        ok = inside(np.array([s.position for s in states]))
+        n = int(np.argmin(ok)) if not ok.all() else len(states)
+        while n > 0:
+            last = states[n - 1]
+            tail, _ = stop_trajectory(last.position, last.velocity, self.limiter.a_max, self.dt)
+            if inside(tail).all():
+                break
+            n -= 1
+        return n
+
+    def _send(self, frozen: list[int], states: list[PlanState], gripper: float | None) -> Command:
+        """The frozen points as sent, the newly planned ones after them and a braking tail to rest, remembered as
+        the plan."""
+        plan = {p: self._state(p) for p in frozen}
+        p = frozen[-1]
+        for state in states:
+            p += 1
+            plan[p] = state
+        last = plan[p]
+        if np.abs(last.velocity).max() > 0.0:
+            tail_q, tail_v = stop_trajectory(last.position, last.velocity, self.limiter.a_max, self.dt)
+            for q, v in zip(tail_q, tail_v):
+                p += 1
+                plan[p] = PlanState(q, v, q)
+        self._plan = plan
+        points = sorted(plan)
+        return Command(
+            times=self._t0 + self.dt * np.array(points, np.float64),
+            positions=np.array([plan[i].position for i in points]),
+            velocities=np.array([plan[i].velocity for i in points]),
+            gripper=gripper,
+        )
+
+    def stop(self, now: float) -> Command | None:
+        """The hold the controller can follow: the plan as sent up to its committed point, then braking at the
+        acceleration limits to rest (all joints together); None when nothing was sent or the plan is at rest."""
+        self.restart()
+        if not self.moving(now):
+            return None
+        return self._send(self._frozen(now), [], None)
 
 
 def stop_trajectory(
     position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray, dt: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A hold that a moving arm can follow: from `position`, `velocity` (7,) every joint decelerates uniformly to
-    rest within `acceleration` (7,) rad/s^2, all joints stopping together after n whole periods dt, then the last
-    point holds. Returns positions and velocities (n, 7) for the points at dt, 2 dt, ... n dt (the last at rest);
-    cubic interpolation through them (joint_trajectory_controller with velocities) reproduces the constant
-    deceleration. At rest: one point at `position`, one period ahead (the old hold)."""
+    """Braking that a moving arm can follow: from `position`, `velocity` (7,) every joint decelerates uniformly to
+    rest within `acceleration` (7,) rad/s^2, all joints stopping together after n whole periods dt. Returns
+    positions and velocities (n, 7) for the points at dt, 2 dt, ... n dt (the last at rest); cubic interpolation
+    through them (joint_trajectory_controller with velocities) reproduces the constant deceleration. At rest: one
+    point at `position`, one period ahead."""
     q0 = np.asarray(position, np.float64)[:7]
     v0 = np.asarray(velocity, np.float64)[:7]
     brake_time = float(np.max(np.abs(v0) / np.asarray(acceleration, np.float64)[:7]))

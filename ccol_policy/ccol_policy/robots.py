@@ -160,6 +160,32 @@ LIMITS: dict[str, ArmLimits] = {
 }
 
 
+def _fr3_velocity_limits(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """libfranka's FR3 joint velocity limits at position q (rad/s): `computeLowerLimitsJointVelocity` /
+    `computeUpperLimitsJointVelocity` of include/franka/rate_limiting.h (0.20.x; the same formulas as
+    `Robot::getUpperJointVelocityLimits` with the FR3's URDF parameters), less its 1e-3 tolerance. They fall to 0 at
+    the joint limits: the speed from which the joint can still brake."""
+    q = np.asarray(q, np.float64)[:7]
+    v_max = np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26])
+    offset = np.array([0.30, 0.20, 0.20, 0.30, 0.35, 0.35, 0.35])
+    gain = np.array([12.0, 5.17, 7.00, 8.00, 34.0, 11.0, 34.0])
+    upper_q = np.array([2.75010, 1.79180, 2.90650, -0.1458, 2.81010, 4.52050, 3.01960])
+    lower_q = np.array([-2.75010, -1.79180, -2.90650, -3.04810, -2.81010, 0.54092, -3.01960])
+    tolerance = 1e-3
+    upper = np.minimum(v_max, np.maximum(0.0, -offset + np.sqrt(np.maximum(0.0, gain * (upper_q - q))))) - tolerance
+    lower = np.maximum(-v_max, np.minimum(0.0, offset - np.sqrt(np.maximum(0.0, gain * (q - lower_q))))) + tolerance
+    return lower, upper
+
+
+def velocity_limits(arm_id: str, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) joint velocity limits (7,) rad/s at joint position q: position-dependent for the FR3
+    (libfranka), the datasheet's constants for the Panda."""
+    if robot_model(arm_id) == "fr3":
+        return _fr3_velocity_limits(q)
+    v = limits_for(arm_id).velocity
+    return -v, v.copy()
+
+
 def tcp_floor(table_z: float, tcp_to_tip: float = FRANKA_HAND_TCP_TO_TIP_M, clearance: float = 0.004) -> float:
     """The lowest TCP height (base frame) that keeps the fingertips `clearance` above a table top at `table_z`."""
     if not all(np.isfinite([table_z, tcp_to_tip, clearance])):

@@ -58,6 +58,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         attention=args.attention,
         tcp_floor=not args.no_tcp_floor,
         layout=args.layout,
+        node_rate_hz=args.node_rate,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -185,6 +186,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", action="store_true", help="measure where each noun's CSA attention falls (per phase)")
     p.add_argument(
         "--no-tcp-floor", action="store_true", help="let targets put the fingertips into the table (no table_z floor)"
+    )
+    p.add_argument(
+        "--node-rate",
+        type=float,
+        default=None,
+        help="policy cycles per second of sim time, each streaming to the simulated joint_trajectory_controller "
+        "(default: the checkpoint's control rate; policy_node runs at 67)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_eval)

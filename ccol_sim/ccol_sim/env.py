@@ -103,6 +103,10 @@ class PandaTable:
         """(7,) measured arm joint positions, real convention."""
         return self.data.qpos[self.ids.arm_qpos] + SIM_TO_REAL
 
+    def joint_velocities(self) -> np.ndarray:
+        """(7,) measured arm joint velocities (rad/s)."""
+        return self.data.qvel[self.ids.arm_dof].copy()
+
     def gripper_width(self) -> float:
         return float(self.data.qpos[self.ids.finger_qpos].sum())
 

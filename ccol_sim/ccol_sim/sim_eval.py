@@ -21,6 +21,7 @@ import torch
 from ccol_policy.bags import read_metadata
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, control_rate_hz, gripper_command
+from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy, resolve_device
@@ -59,7 +60,8 @@ class Rollout:
     raised: int = 0  # targets the executor's fingertip floor moved up
 
 
-ChunkSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]  # (step, image, qpos8) -> chunk (k, A)
+ChunkSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]  # (period, image, qpos8) -> chunk (k, A)
+PHYSICS_HZ = 500.0  # the controller model's update rate: joint_trajectory_controller sampled every 2 ms of sim time
 
 
 def run_episode(
@@ -74,35 +76,56 @@ def run_episode(
     stop_on_success: bool = True,
     render: bool = True,
     layout: str = DEFAULT_LAYOUT,
+    node_rate_hz: float | None = None,
+    start_state: StartState = StartState.DESIRED,
 ) -> Rollout:
-    """One closed-loop episode: every control period render, ask `chunks` for a chunk, execute its first target
-    through `executor` (holds keep the measured position, as the node's hold trajectory does). The arm starts
-    near the ready pose; the scene is `seed`'s in `layout`."""
+    """One closed-loop episode through the path the robot gets: the camera renders at `rate_hz` (the training
+    control rate, the D435i's 30 Hz), the node cycles at `node_rate_hz` (default: `rate_hz`; policy_node's is 67 Hz):
+    each cycle asks `chunks` for a chunk (latest frame, measured joints now), steps `executor` and hands the command
+    (or the hold's braking) to a `JTCFollower`, which the arm's servos follow, updated every 2 ms of sim time. The
+    arm starts near the ready pose; the scene is `seed`'s in `layout`; success is checked every control period."""
     env.reset(seed, layout=layout)
     executor.reset()
+    node_rate = node_rate_hz or rate_hz
+    follower = JTCFollower(env.joints(), start_state)
+    width = env.gripper_width()
     executed, frames, holds = [], [], 0
     closest = dict.fromkeys(OBJECTS, math.inf)
     success = False
-    for step in range(max_steps):
-        image = env.render() if render or record_video else None
-        q = env.qpos8()
-        targets, reason = executor.step(step / rate_hz, chunks(step, image, q), q)
-        holds += reason is not None
-        if targets.shape[1] > 7:
-            env.command(targets[0, :7], gripper_command(float(targets[0, 7]), float(q[7])))
-        else:
-            env.command(targets[0, :7])
-        executed.append(targets[0])
-        if record_video and step % 2 == 0:
-            frames.append(image)
-        env.step(1.0 / rate_hz)
-        hand = env.ee_pos()
-        for obj in OBJECTS:
-            closest[obj] = min(closest[obj], float(np.linalg.norm(hand - env.body_pos(obj))))
-        success = success or env.success(task)
-        if success and stop_on_success:
-            break
-    steps = step + 1 if success and stop_on_success else max_steps
+    h = 1.0 / PHYSICS_HZ
+    t, ticks, image, next_cycle, next_frame, period = 0.0, 0, None, 0.0, 0.0, 0
+    while period < max_steps:
+        if t >= next_frame - 1e-9:
+            image = env.render() if render or record_video else None
+            if record_video and period % 2 == 0:
+                frames.append(image)
+            next_frame += 1.0 / rate_hz
+        if t >= next_cycle - 1e-9:
+            q = env.qpos8()
+            command, reason = executor.step(t, chunks(int(np.floor(t * rate_hz + 1e-9)), image, q), q)
+            if reason is not None:
+                holds += 1
+                command = executor.stop(t)
+            if command is not None:
+                follower.receive(command.time_from_start(t), command.positions, command.velocities)
+                if command.gripper is not None:
+                    width = gripper_command(command.gripper, float(q[7]))
+            next_cycle += 1.0 / node_rate
+        desired, _, _ = follower.update(t, (env.joints(), env.joint_velocities()))
+        env.command(desired, width)
+        env.step(h)
+        ticks += 1
+        t = ticks * h
+        if t >= (period + 1) / rate_hz - 1e-9:  # a control period has passed
+            period += 1
+            executed.append(np.append(desired, width))
+            hand = env.ee_pos()
+            for obj in OBJECTS:
+                closest[obj] = min(closest[obj], float(np.linalg.norm(hand - env.body_pos(obj))))
+            success = success or env.success(task)
+            if success and stop_on_success:
+                break
+    steps = period if success and stop_on_success else max_steps
     return Rollout(task, seed, success, steps, holds, np.array(executed), closest, frames, raised=executor.raised)
 
 
@@ -157,6 +180,7 @@ def rollout(
     attention: bool = False,
     tcp_floor_z: float | None = TCP_FLOOR_Z,
     layout: str = DEFAULT_LAYOUT,
+    node_rate_hz: float | None = None,
 ) -> Rollout:
     """A policy in closed loop on the scene of `seed` in `layout`; with `attention` (CSA policies) also the attention
     shares of `AttentionProbe`. `tcp_floor_z`: the executor's fingertip floor (the table's, as the robot's
@@ -174,7 +198,7 @@ def rollout(
     probe = AttentionProbe(env, policy) if attention and has_csa_attention(policy) else None
     r = run_episode(
         env,
-        probe or (lambda step, image, q: policy.predict_chunk(image, q)),
+        probe or (lambda step, image, q: policy.predict_chunk(image, q, frame_key=image)),
         executor,
         task,
         seed,
@@ -182,6 +206,7 @@ def rollout(
         int(max_seconds * rate_hz),
         record_video,
         layout=layout,
+        node_rate_hz=node_rate_hz,
     )
     if probe is not None:
         r.attention = probe.records
@@ -250,6 +275,7 @@ def sim_eval(
     attention: bool = False,
     tcp_floor: bool = True,
     layout: str = DEFAULT_LAYOUT,
+    node_rate_hz: float | None = None,
 ) -> dict[str, Any]:
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
@@ -265,7 +291,7 @@ def sim_eval(
     if unknown:
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
     jobs = [
-        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor, layout)
+        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor, layout, node_rate_hz)
         for t in tasks
         for i in range(episodes)
     ]
@@ -294,6 +320,7 @@ def sim_eval(
         "control_rate_hz": rate,
         "seed": seed,
         "layout": layout,
+        "node_rate_hz": node_rate_hz or rate,
         "tcp_floor_z": TCP_FLOOR_Z if tcp_floor else None,
         "tasks": summary,
     }
@@ -341,6 +368,7 @@ class _EvalJob:
     attention: bool = False
     tcp_floor: bool = True
     layout: str = DEFAULT_LAYOUT
+    node_rate_hz: float | None = None
 
 
 class EvalWorker:
@@ -370,6 +398,7 @@ def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
         attention=job.attention,
         tcp_floor_z=TCP_FLOOR_Z if job.tcp_floor else None,
         layout=job.layout,
+        node_rate_hz=job.node_rate_hz,
     )
 
 
