@@ -1,8 +1,9 @@
 """Developer check: run ccol_bringup's launch files against the upstream packages' own sources.
 
 Needs the sources of ros2/launch, ros2/launch_ros, osrf/osrf_pycommon, franka_ros2 (one tree per checked tag,
-`franka_ros2@<tag>`), franka_description, multipanda_ros2, realsense-ros, ros2_control and ros2_controllers
-(`<repo>@humble`, `<repo>@jazzy`), exported by scripts/check_upstream_launch.sh, and xacro; CI has none of them
+`franka_ros2@<tag>`), franka_description, multipanda_ros2, realsense-ros (one tree per checked tag,
+`realsense-ros@<tag>`), ros2_control and ros2_controllers (`<repo>@humble`, `<repo>@jazzy`), exported by
+scripts/check_upstream_launch.sh, and xacro; CI has none of them
 (tests/test_launch.py skips with that reason). Every upstream package directory is laid out in a scratch ament
 prefix (share/<pkg>, package.xml, and an empty placeholder for every executable a launch file names, so that
 launch_ros resolves `package`/`executable` as on a robot); then each case's launch description is executed by
@@ -13,10 +14,15 @@ that row (ros2_control humble for franka_ros2 v2.x and multipanda_ros2, jazzy fo
 that a franka_ros2 tag vendors): its `main()` runs up to where it would create its ROS node, so its argument
 parser and its parameter-file checks decide. The trajectory controller's plugin type, as the spawner's own
 `get_parameter_from_param_files` reads it from `--param-file` (or from the controller manager's section of the
-driver's controllers file), must be a class in that distro's ros2_controllers plugin XMLs. Prints each case's
-processes and exits non-zero when a case fails.
+driver's controllers file), must be a class in that distro's ros2_controllers plugin XMLs. realsense-ros: the
+Jazzy rows (franka_ros2 v3.x) include the first of --realsense-refs, the Humble rows (franka_ros2 v2.x,
+multipanda_ros2) the last (by default 4.56.1 and 4.54.1: both rs_launch.py argument sets); the camera node must get
+the 640x480x30 profiles under the names its rs_launch.py passes on, and policy_node / recorder_node must subscribe
+to the image topics that tag's node publishes (its rs_node_setup.cpp: `~/` topics from 4.55, under namespace and
+node name; before, under the namespace only). Prints each case's processes and exits non-zero when a case fails.
 
-    python scripts/check_upstream_launch.py --src /tmp/ccol_upstream/src --franka-refs v2.2.0 v3.4.0
+    python scripts/check_upstream_launch.py --src /tmp/ccol_upstream/src --franka-refs v2.2.0 v3.4.0 \
+        --realsense-refs 4.56.1 4.54.1
 """
 
 from __future__ import annotations
@@ -44,14 +50,14 @@ PACKAGES = {
         "franka_gripper": "franka_ros2/franka_gripper",
         "franka_hardware": "franka_ros2/franka_hardware",
         "franka_description": "franka_description",
-        "realsense2_camera": "realsense-ros/realsense2_camera",
+        "realsense2_camera": "realsense-ros/realsense2_camera",  # realsense-ros stands for realsense-ros@<tag>
     },
     "multipanda_ros2": {
         "franka_bringup": "multipanda_ros2/franka_bringup",
         "franka_gripper": "multipanda_ros2/franka_gripper",
         "franka_hardware": "multipanda_ros2/franka_hardware",
         "franka_description": "multipanda_ros2/franka_description",
-        "realsense2_camera": "realsense-ros/realsense2_camera",
+        "realsense2_camera": "realsense-ros/realsense2_camera",  # realsense-ros stands for realsense-ros@<tag>
     },
 }
 OURS = {
@@ -90,12 +96,15 @@ CASES = {
 }
 
 
-def make_prefix(root: Path, src: Path, driver: str, ref: str | None = None) -> Path:
-    """A scratch ament prefix holding the upstream packages of `driver` (franka_ros2 at tag `ref`) and ours."""
-    prefix = root / (driver if ref is None else f"{driver}@{ref}")
+def make_prefix(root: Path, src: Path, driver: str, ref: str | None, realsense_ref: str) -> Path:
+    """A scratch ament prefix holding the upstream packages of `driver` (franka_ros2 at tag `ref`), realsense-ros at
+    tag `realsense_ref` and ours."""
+    prefix = root / f"{driver if ref is None else f'{driver}@{ref}'}+realsense-ros@{realsense_ref}"
     index = prefix / "share" / "ament_index" / "resource_index" / "packages"
     index.mkdir(parents=True)
-    tree = {"franka_ros2": f"franka_ros2@{ref}"} if ref else {}
+    tree = {"realsense-ros": f"realsense-ros@{realsense_ref}"}
+    if ref:
+        tree["franka_ros2"] = f"franka_ros2@{ref}"
     packages = {
         name: src / (tree.get(path.split("/")[0], path.split("/")[0]) + path[len(path.split("/")[0]) :])
         for name, path in PACKAGES[driver].items()
@@ -170,6 +179,69 @@ def check_robot_description(started: list[list[str]], robot_type: str, sim: bool
     if f"{robot_type}_joint1" not in text or "<robot" not in text:
         raise RuntimeError(f"robot_description lacks {robot_type}_joint1: xacro did not get the robot type")
     log.info(f"  robot_description: {len(text)} characters of URDF with {robot_type}_joint1..7")
+
+
+def node_parameters(cmd: list[str]) -> dict:
+    """The parameters a node's command passes in --params-file files (every node section, nested names joined with
+    dots) and -p rules, later ones winning as in rcl."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    params: dict = {}
+    for i, c in enumerate(cmd[:-1]):
+        if c == "--params-file":
+            for section in (yaml.safe_load(Path(cmd[i + 1]).read_text()) or {}).values():
+                params.update(flat(section.get("ros__parameters", {})))
+        elif c == "-p":
+            name, _, value = cmd[i + 1].partition(":=")
+            params[name] = yaml.safe_load(value)
+    return params
+
+
+def remap(cmd: list[str], name: str) -> str | None:
+    """The value of a `-r __ns:=` / `-r __node:=` rule of a node's command."""
+    rules = [cmd[i + 1] for i, c in enumerate(cmd[:-1]) if c in ("-r", "--remap")]
+    return next((r.split(":=", 1)[1] for r in rules if r.startswith(f"{name}:=")), None)
+
+
+def check_realsense(started: list[list[str]], src: Path, realsense_ref: str) -> None:
+    """realsense2_camera_node got the 640x480x30 colour and depth profiles and aligned depth under the names its
+    rs_launch.py passes on (a name it does not declare never reaches the node: the profile stays 0,0,0), and the
+    policy or recorder node subscribes to the topics the node of that tag publishes (its rs_node_setup.cpp)."""
+    camera = [c for c in started if c[0].endswith("/realsense2_camera_node")]
+    if len(camera) != 1:
+        raise RuntimeError(f"{len(camera)} realsense2_camera_node processes, not 1")
+    params = node_parameters(camera[0])
+    profiles = {k: v for k, v in params.items() if k.startswith(("rgb_camera.", "depth_module.")) and "profile" in k}
+    for module in ("rgb_camera", "depth_module"):
+        if not any(k.startswith(module) and str(v) == "640x480x30" for k, v in profiles.items()):
+            raise RuntimeError(f"realsense2_camera_node got no 640x480x30 {module} profile: {profiles}")
+    if str(params.get("align_depth.enable")).lower() != "true":
+        raise RuntimeError(f"realsense2_camera_node: align_depth.enable is {params.get('align_depth.enable')!r}")
+    setup = src / f"realsense-ros@{realsense_ref}/realsense2_camera/src/rs_node_setup.cpp"
+    private = '"~/"' in setup.read_text()  # 4.55+: `~/color/image_raw`; before: `color/image_raw`
+    ns, node = remap(camera[0], "__ns") or "/", remap(camera[0], "__node")
+    base = "/".join(p.strip("/") for p in (ns, node if private else "") if p.strip("/"))
+    color, depth = f"/{base}/color/image_raw", f"/{base}/aligned_depth_to_color/image_raw"
+    ours = [c for c in started if c[0].endswith(("/policy_node", "/recorder_node"))]
+    if len(ours) != 1:
+        raise RuntimeError(f"{len(ours)} policy_node/recorder_node processes, not 1")
+    subscribed = node_parameters(ours[0])
+    image_key = "image_topic" if ours[0][0].endswith("/policy_node") else "color_topic"
+    if (subscribed.get(image_key), subscribed.get("depth_topic")) != (color, depth):
+        raise RuntimeError(
+            f"realsense-ros@{realsense_ref} publishes {color} and {depth}; {Path(ours[0][0]).name} subscribes to "
+            f"{subscribed.get(image_key)} and {subscribed.get('depth_topic')}"
+        )
+    names = " ".join(f"{k}={v}" for k, v in sorted(profiles.items()) if str(v) != "0,0,0")
+    log.info(
+        f"  realsense-ros@{realsense_ref}: node {node} in namespace {ns} with {names}; publishes {color} "
+        f"({'~/' if private else 'namespace-relative'} topics) = {Path(ours[0][0]).name} {image_key}, depth {depth}"
+    )
 
 
 def ros_distro(driver: str, ref: str | None) -> str:
@@ -347,6 +419,12 @@ def main() -> int:
     parser.add_argument(
         "--franka-refs", nargs="+", help="franka_ros2 tags exported as franka_ros2@<tag> (default: every one in --src)"
     )
+    parser.add_argument(
+        "--realsense-refs",
+        nargs="+",
+        help="realsense-ros tags exported as realsense-ros@<tag>, newest first: the first for the Jazzy rows, the last "
+        "for the Humble rows (default: every one in --src)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.path[:0] = [str(REPO / "ccol_bringup"), str(REPO / "ccol_policy")]
@@ -356,16 +434,22 @@ def main() -> int:
     src = Path(args.src)
     if not args.franka_refs:
         args.franka_refs = sorted((p.name.split("@", 1)[1] for p in src.glob("franka_ros2@*")), reverse=True)
+    if not args.realsense_refs:
+        tags = [p.name.split("@", 1)[1] for p in src.glob("realsense-ros@*")]
+        args.realsense_refs = sorted(tags, key=lambda t: [int(x) for x in re.findall(r"\d+", t)], reverse=True)
+    if not args.realsense_refs:
+        raise SystemExit(f"no realsense-ros@<tag> in {src}: export the sources first (check_upstream_launch.sh)")
     with tempfile.TemporaryDirectory(prefix="ccol_upstream_") as tmp:
         rows = [("franka_ros2", ref) for ref in args.franka_refs] + [("multipanda_ros2", None)]
         for driver, ref in rows:
-            prefix = make_prefix(Path(tmp), src, driver, ref)
+            realsense_ref = args.realsense_refs[0 if ros_distro(driver, ref) == "jazzy" else -1]
+            prefix = make_prefix(Path(tmp), src, driver, ref, realsense_ref)
             for name, (case_driver, launch_file, arguments) in CASES.items():
                 sim = "use_sim" in arguments
                 if args.case not in ("all", name) or case_driver != driver or (sim and ref != args.franka_refs[0]):
                     continue
                 runs += 1
-                row = f"{driver}@{ref}" if ref else driver
+                row = (f"{driver}@{ref}" if ref else driver) + ("" if sim else f", realsense-ros@{realsense_ref}")
                 log.info(f"=== {name}: {launch_file} {' '.join(f'{k}:={v}' for k, v in arguments.items())} [{row}]")
                 try:
                     started = run_case(name, prefix, launch_file, arguments)
@@ -377,6 +461,7 @@ def main() -> int:
                     robot_type = arguments.get("robot_type", "fr3")
                     check_robot_description(started, robot_type, sim)
                     if not sim:
+                        check_realsense(started, src, realsense_ref)
                         profile = profile_for(robot_type)
                         check_spawners(started, src, driver, ref, profile.trajectory_controller)
                 except Exception as exc:  # report every case

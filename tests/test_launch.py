@@ -222,3 +222,213 @@ def test_fr3_controller_config_has_franka_ros2_real_time_settings() -> None:
     assert cm["update_rate"] == 1000 and cm["thread_priority"] == 98
     assert cm["overruns"] == {"manage": False, "print_warnings": False}
     assert cfg["joint_trajectory_controller"]["ros__parameters"]["interpolate_from_desired_state"] is True
+
+
+# Excerpts of realsense-ros' realsense2_camera/launch/rs_launch.py (the arguments ccol_bringup passes, and the node's
+# namespace; padding and descriptions shortened): 4.54.1 (4.0.x-4.54.1 alike), 4.55.1 (4.56.1 alike); 3.2.3 sizes
+# streams with color_width & co.
+RS_LAUNCH_4_54_1 = """
+configurable_parameters = [{'name': 'camera_name', 'default': 'camera', 'description': ''},
+                           {'name': 'depth_module.profile', 'default': '0,0,0', 'description': ''},
+                           {'name': 'rgb_camera.profile', 'default': '0,0,0', 'description': ''},
+                           {'name': 'enable_sync', 'default': 'false', 'description': ''},
+                           {'name': 'align_depth.enable', 'default': 'false', 'description': ''},
+                          ]
+    _config_file = LaunchConfiguration("config_file").perform(context)
+                namespace=LaunchConfiguration("camera_name"),
+                name=LaunchConfiguration("camera_name"),
+"""
+RS_LAUNCH_4_55_1 = """
+configurable_parameters = [{'name': 'camera_name', 'default': 'camera', 'description': ''},
+                           {'name': 'camera_namespace', 'default': 'camera', 'description': ''},
+                           {'name': 'rgb_camera.color_profile', 'default': '0,0,0', 'description': ''},
+                           {'name': 'depth_module.depth_profile', 'default': '0,0,0', 'description': ''},
+                           {'name': 'enable_sync', 'default': 'false', 'description': ''},
+                           {'name': 'align_depth.enable', 'default': 'false', 'description': ''},
+                          ]
+            namespace=LaunchConfiguration('camera_namespace' + param_name_suffix),
+            name=LaunchConfiguration('camera_name' + param_name_suffix),
+"""
+RS_LAUNCH_3_2_3 = """
+configurable_parameters = [{'name': 'camera_name', 'default': 'camera', 'description': ''},
+                           {'name': 'color_width', 'default': '-1', 'description': ''},
+                           {'name': 'enable_sync', 'default': 'false', 'description': ''},
+                           {'name': 'align_depth', 'default': 'false', 'description': ''},
+                          ]
+"""
+
+
+class _FakeAction:
+    """Stands in for a launch / launch_ros action: keeps what it was built with."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _FakeLaunchConfiguration(_FakeAction):
+    def perform(self, context: dict) -> str:
+        return context[self.args[0]]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch, tmp_path):
+    """`launch`/`launch_ros` replaced by recording fakes, and a realsense2_camera share directory in tmp_path that the
+    test fills with an rs_launch.py (package_share finds it; every other package is not installed)."""
+    import types
+
+    import ccol_bringup
+
+    names = {
+        "launch": ["LaunchDescription"],
+        "launch.actions": ["DeclareLaunchArgument", "IncludeLaunchDescription", "LogInfo", "OpaqueFunction"],
+        "launch.launch_description_sources": ["PythonLaunchDescriptionSource"],
+        "launch.substitutions": [],
+        "launch_ros": [],
+        "launch_ros.actions": ["Node"],
+    }
+    for module_name, classes in names.items():
+        module = types.ModuleType(module_name)
+        for cls in classes:
+            setattr(module, cls, type(cls, (_FakeAction,), {}))
+        monkeypatch.setitem(sys.modules, module_name, module)
+    sys.modules["launch.substitutions"].LaunchConfiguration = _FakeLaunchConfiguration
+    share = tmp_path / "realsense2_camera"
+    (share / "launch").mkdir(parents=True)
+    monkeypatch.setattr(ccol_bringup, "package_share", lambda name: str(share) if name == share.name else None)
+    monkeypatch.delitem(sys.modules, "ccol_bringup.robot", raising=False)  # re-imported with the fakes
+    monkeypatch.delattr(ccol_bringup, "robot", raising=False)
+
+    def install(version: str, rs_launch: str | None) -> None:
+        (share / "package.xml").write_text(f"<package><name>realsense2_camera</name><version>{version}</version>")
+        if rs_launch is not None:
+            (share / "launch" / "rs_launch.py").write_text(rs_launch)
+
+    yield install
+    sys.modules.pop("ccol_bringup.robot", None)  # built on the fakes; monkeypatch then restores an earlier import
+    if hasattr(ccol_bringup, "robot"):
+        del ccol_bringup.robot
+
+
+def _run_setup(name: str, **arguments: str) -> list:
+    """The actions of a launch file's OpaqueFunction for `arguments` (the others at their defaults)."""
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "ccol_bringup" / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    context = {key: default for key, (default, _doc) in module.ARGS.items()} | arguments
+    return module._setup(context)
+
+
+def _of(actions: list, kind: str) -> list:
+    return [a for a in actions if type(a).__name__ == kind]
+
+
+def _node_overrides(actions: list) -> dict:
+    (node,) = _of(actions, "Node")
+    return node.kwargs["parameters"][-1]
+
+
+@pytest.mark.parametrize(
+    "version,rs_launch,rs_arguments,base",
+    [
+        (
+            "4.54.1",
+            RS_LAUNCH_4_54_1,
+            {
+                "camera_name": "camera",
+                "rgb_camera.profile": "640x480x30",
+                "depth_module.profile": "640x480x30",
+                "align_depth.enable": "true",
+                "enable_sync": "true",
+            },
+            "/camera",
+        ),
+        (
+            "4.55.1",
+            RS_LAUNCH_4_55_1,
+            {
+                "camera_namespace": "camera",
+                "camera_name": "camera",
+                "rgb_camera.color_profile": "640x480x30",
+                "depth_module.depth_profile": "640x480x30",
+                "align_depth.enable": "true",
+                "enable_sync": "true",
+            },
+            "/camera/camera",
+        ),
+    ],
+)
+def test_realsense_arguments_and_topics_follow_the_installed_rs_launch(
+    fake_launch, version: str, rs_launch: str, rs_arguments: dict, base: str
+) -> None:
+    """Before 4.55 rs_launch.py takes rgb_camera.profile / depth_module.profile and no camera_namespace (a key it
+    does not declare is dropped silently) and the node publishes /<camera_name>/color/image_raw; from 4.55 the
+    *_profile keys and /<camera_namespace>/<camera_name>/... Both launch files pass the names of the installed
+    version, log which set they found, and point the nodes at the topics that version publishes."""
+    fake_launch(version, rs_launch)
+    for name in ("record.launch.py", "policy.launch.py"):
+        actions = _run_setup(name, spawn_controller="false")
+        (include,) = _of(actions, "IncludeLaunchDescription")
+        assert include.kwargs["launch_arguments"] == list(rs_arguments.items()), name
+        assert include.args[0].args[0].endswith("realsense2_camera/launch/rs_launch.py")
+        logged = " ".join(a.kwargs["msg"] for a in _of(actions, "LogInfo"))
+        assert f"realsense-ros {version}: {'4.55+' if base == '/camera/camera' else '4.0-4.54'}" in logged, logged
+        overrides = _node_overrides(actions)
+        assert overrides["depth_topic"] == f"{base}/aligned_depth_to_color/image_raw", name
+        if name == "record.launch.py":
+            assert overrides["color_topic"] == f"{base}/color/image_raw"
+            assert overrides["color_info_topic"] == f"{base}/color/camera_info"
+            assert ("--color-topic /camera/color/image_raw" in logged) == (base == "/camera"), logged
+        else:
+            assert overrides["image_topic"] == f"{base}/color/image_raw"
+
+
+def test_realsense_4_55_topics_are_the_node_and_bag_defaults(fake_launch) -> None:
+    """With realsense-ros 4.55+ the topics passed are the ones the nodes and `ccol build-dataset` default to."""
+    from ccol_policy.bags import BagTopics
+
+    fake_launch("4.56.1", RS_LAUNCH_4_55_1)
+    actions = _run_setup("record.launch.py", spawn_controller="false")
+    overrides = _node_overrides(actions)
+    assert (overrides["color_topic"], overrides["depth_topic"]) == (BagTopics().color, BagTopics().depth)
+    for node in ("policy_node", "recorder_node"):
+        table = _parameters(node)
+        for key, value in overrides.items():
+            if key.endswith("_topic") and key in table and key != "joint_states_topic":
+                assert table[key].default == value, (node, key)
+
+
+@pytest.mark.parametrize(
+    "version,rs_launch,message",
+    [
+        ("3.2.3", RS_LAUNCH_3_2_3, r"realsense-ros 3\.2\.3: .*takes neither .*needs realsense-ros 4\.x"),
+        ("2.3.2", None, r"realsense-ros 2\.3\.2 at .* has no launch/rs_launch\.py: ccol_bringup needs realsense-ros 4"),
+    ],
+)
+def test_realsense_too_old_is_a_clear_error_at_launch(fake_launch, version: str, rs_launch: str, message: str) -> None:
+    fake_launch(version, rs_launch)
+    for name in ("record.launch.py", "policy.launch.py"):
+        with pytest.raises(RuntimeError, match=message):
+            _run_setup(name, spawn_controller="false")
+
+
+def test_realsense_wiring_without_launch(fake_launch) -> None:
+    """realsense_wiring alone: the argument sets read from the excerpts; a realsense.yaml key the installed
+    rs_launch.py does not declare is an error rather than silently dropped."""
+    from ccol_bringup.robot import realsense_launch_arguments, realsense_wiring
+
+    old, new = realsense_launch_arguments(RS_LAUNCH_4_54_1), realsense_launch_arguments(RS_LAUNCH_4_55_1)
+    assert {"rgb_camera.profile", "depth_module.profile", "align_depth.enable", "camera_name"} <= old
+    assert "camera_namespace" not in old and "config_file" not in old  # LaunchConfiguration reads are not declared
+    assert {"camera_namespace", "rgb_camera.color_profile", "depth_module.depth_profile"} <= new
+    settings = {"camera_name": "d435i", "rgb_camera.color_profile": "640x480x30", "depth_module.depth_profile": "0"}
+    assert realsense_wiring(old, settings).color_topic == "/d435i/color/image_raw"
+    assert realsense_wiring(new, settings | {"camera_namespace": ""}).color_topic == "/d435i/color/image_raw"
+    assert realsense_wiring(new, settings | {"camera_namespace": "arm"}).depth_topic == (
+        "/arm/d435i/aligned_depth_to_color/image_raw"
+    )
+    rc = old | {"camera_namespace"}  # 4.55.1-RC: camera_namespace with the old profile names
+    wiring = realsense_wiring(rc, settings | {"camera_namespace": "camera"})
+    assert set(wiring.arguments) == {"camera_namespace", "camera_name", "rgb_camera.profile", "depth_module.profile"}
+    assert wiring.color_topic == "/camera/d435i/color/image_raw"
+    with pytest.raises(RuntimeError, match=r"realsense-ros 4\.54\.1: .*no 'rgb_camera\.color_format'"):
+        realsense_wiring(old, settings | {"rgb_camera.color_format": "RGB8"}, "4.54.1")

@@ -2,14 +2,14 @@
 
 Starts policy_node with config/policy.yaml (deployment overrides of the node's defaults) and the topic names of the
 robot row (`robot_type`: fr3 with franka_ros2, panda with multipanda_ros2; see README "Support matrix"); with
-`robot_ip` also the upstream driver (franka_bringup, with our controllers file for franka_ros2) and realsense-ros,
+`robot_ip` also the upstream driver (franka_bringup, with our controllers file for franka_ros2), realsense-ros when
+installed (4.x: the argument names and image topics of the installed version, ccol_bringup.robot.realsense_wiring)
 and spawns the arm's joint_trajectory_controller with our controller config as --param-file (unloaded again when
 this launch stops). use_sim:=true runs against the ccol_sim MuJoCo Panda instead (robot_type panda, the
 multipanda_ros2 names).
 """
 
-import yaml
-from ccol_bringup.robot import driver_include, spawn_controller
+from ccol_bringup.robot import driver_include, realsense_include, spawn_controller
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -41,6 +41,7 @@ def _setup(context):
     robot_type = arg["robot_type"] or ("panda" if use_sim else "fr3")
     profile = profile_for(robot_type)
     actions = []
+    camera = None  # realsense-ros started here: its topics
     if use_sim:
         sim = package_share("ccol_sim")
         if sim is None:
@@ -57,13 +58,8 @@ def _setup(context):
             actions.append(spawn_controller(robot_type, profile.trajectory_controller))
         realsense = package_share("realsense2_camera")
         if realsense and arg["use_realsense_ros"].lower() == "true":
-            with open(config_file("realsense.yaml")) as f:
-                rs_args = {k: str(v) for k, v in yaml.safe_load(f).items()}
-            actions.append(
-                IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(f"{realsense}/launch/rs_launch.py"), launch_arguments=rs_args.items()
-                )
-            )
+            included, camera = realsense_include(realsense)
+            actions += included
     overrides = {
         "instruction": arg["instruction"],
         "checkpoint": arg["checkpoint"],
@@ -78,6 +74,9 @@ def _setup(context):
         "table_z": float(arg["table_z"]),
         "fingertip_floor": arg["fingertip_floor"].lower() == "true",
     }
+    if camera is not None:  # the installed realsense-ros' topics (before 4.55: /camera/color/...)
+        overrides["image_topic"] = camera.color_topic
+        overrides["depth_topic"] = camera.depth_topic
     if use_sim:
         overrides["tcp_to_fingertip_m"] = SIM_HAND_TCP_TO_TIP_M  # the simulated hand's fingers are longer
     actions.append(

@@ -3,20 +3,22 @@
 Starts recorder_node (its parameter defaults are in ccol_teleop/recorder_node.py) with the topic names of the robot
 row (`robot_type`: fr3 with franka_ros2, panda with multipanda_ros2); with `robot_ip` also the upstream driver, and
 spawns the gravity compensation controller for kinesthetic teaching (unloaded again when this launch stops, so
-policy.launch.py can take the arm); realsense-ros when installed, or use_realsense_ros:=false to capture the D435i
-with pyrealsense2 inside the recorder; use_sim:=true records from the ccol_sim simulator's scripted teacher instead.
+policy.launch.py can take the arm); realsense-ros when installed (4.x: the argument names and image topics of the
+installed version, ccol_bringup.robot.realsense_wiring), or use_realsense_ros:=false to capture the D435i with
+pyrealsense2 inside the recorder; use_sim:=true records from the ccol_sim simulator's scripted teacher instead.
 """
 
-import yaml
-from ccol_bringup.robot import driver_include, spawn_controller
+from ccol_bringup.robot import driver_include, realsense_include, spawn_controller
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ccol_bringup import config_file, package_share
+from ccol_bringup import package_share
 from ccol_policy.robots import profile_for
+
+DEFAULT_COLOR_TOPIC = "/camera/camera/color/image_raw"  # recorder_node's and `ccol build-dataset`'s default
 
 ARGS = {
     "instruction": ("", "task being demonstrated, e.g. 'lift the pen'"),
@@ -33,6 +35,7 @@ ARGS = {
 def _setup(context):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGS}
     actions = []
+    camera = None  # realsense-ros started here: its topics
     record_depth = arg["record_depth"].lower() == "true"
     direct = False
     use_sim = arg["use_sim"].lower() == "true"
@@ -63,13 +66,15 @@ def _setup(context):
                     "use_realsense_ros:=true but realsense2_camera is not installed "
                     "(apt install ros-$ROS_DISTRO-realsense2-camera, or use_realsense_ros:=false)"
                 )
-            with open(config_file("realsense.yaml")) as f:
-                rs_args = {k: str(v) for k, v in yaml.safe_load(f).items()}
-            actions.append(
-                IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(f"{realsense}/launch/rs_launch.py"), launch_arguments=rs_args.items()
+            included, camera = realsense_include(realsense)
+            actions += included
+            if camera.color_topic != DEFAULT_COLOR_TOPIC:
+                actions.append(
+                    LogInfo(
+                        msg=f"ccol_bringup: episode bags get the images under {camera.color_topic}: pass "
+                        f"--color-topic {camera.color_topic} --depth-topic {camera.depth_topic} to ccol build-dataset"
+                    )
                 )
-            )
         else:
             direct = True
     overrides = {
@@ -84,6 +89,10 @@ def _setup(context):
         "record_depth": record_depth,
         "direct_capture": direct,
     }
+    if camera is not None:  # the installed realsense-ros' topics (before 4.55: /camera/color/...)
+        overrides["color_topic"] = camera.color_topic
+        overrides["color_info_topic"] = camera.color_info_topic
+        overrides["depth_topic"] = camera.depth_topic
     actions.append(
         Node(
             package="ccol_teleop",
