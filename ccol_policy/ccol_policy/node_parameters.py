@@ -11,6 +11,7 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 
 @dataclass(frozen=True)
@@ -20,5 +21,15 @@ class Param:
 
 
 def declare_parameters(node: Node, table: dict[str, Param]) -> None:
+    """Declare every parameter of `table`; a whole number given for a float parameter (`rate_hz:=30`, as people
+    type it) is taken as that float, anything else of the wrong type is refused with the parameter's name."""
     for name, param in table.items():
-        node.declare_parameter(name, param.default, ParameterDescriptor(description=param.description))
+        if isinstance(param.default, float):
+            descriptor = ParameterDescriptor(description=param.description, dynamic_typing=True)
+            value = node.declare_parameter(name, param.default, descriptor).value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"parameter {name!r} must be a number, got {value!r}")
+            if isinstance(value, int):
+                node.set_parameters([Parameter(name, Parameter.Type.DOUBLE, float(value))])
+        else:
+            node.declare_parameter(name, param.default, ParameterDescriptor(description=param.description))

@@ -1,10 +1,11 @@
 """`policy_node`: runs a CCoL checkpoint on camera + joint-state topics and commands the Franka controller.
 
 Subscribes (sensor-data QoS): colour image, optional aligned depth, `/joint_states`, gripper joint states.
-Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller (positions and velocities, last
-point at rest), franka_gripper grasp/move goals (`gripper_mode:=action`; std_msgs/Float64 widths with
+Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller (positions and velocities on the
+training control grid, the first point at or before receipt, the last at rest after a braking tail), franka_gripper grasp/move goals (`gripper_mode:=action`; std_msgs/Float64 widths with
 `gripper_mode:=topic`, as the simulator takes them), `~/status` (diagnostic_msgs/DiagnosticArray, with a
-`gripper` field saying whether the gripper server answers).
+`gripper` field saying whether the gripper server answers and a `grasp` field saying whether the last grasp holds
+something: franka_gripper reports success for a grasp that closed on nothing, so the measured width decides).
 Services: `~/enable` (std_srvs/SetBool; the node starts disabled). Topic `~/instruction` (std_msgs/String).
 Where ccol_msgs is built, also `~/policy_status` (ccol_msgs/PolicyStatus) and `~/action_chunk`
 (ccol_msgs/ActionChunk, every prediction with its latency, for logging).
@@ -13,19 +14,23 @@ With `dry_run:=true` (for `ros2 bag play` or a robot under another controller) i
 publishes the trajectories on `~/dry_run_trajectory` and `~/action_chunk` only.
 
 Chunks become commands through `ClosedLoopExecutor` (shared with `ccol sim-eval` and `ccol replay`): temporal
-ensembling on the training control-period grid, targets clamped to the joint limits and rate-limited to the
-velocity/acceleration limits. Nothing is published from stale, invalid or grossly wrong data: the cycle holds,
-says why in the status and a throttled warning, and on entering a hold sends a stop trajectory from the last valid
-measured position and velocity that brakes within the acceleration limits (`stop_trajectory`; one point at that
-position when the arm is at rest), which joint_trajectory_controller executes instead of finishing the previous
-chunk (it rejects an empty trajectory). Leaving a hold restarts from the measured state.
+ensembling on the training control-period grid, one continuous plan within the joint, velocity (FR3: libfranka's
+position-dependent) and acceleration limits, streamed so that every message continues the one before at any node
+rate. Nothing is published from stale, invalid or grossly wrong data: the cycle holds, says why in the status and a
+throttled warning, and on entering a hold sends the plan the controller is following up to its committed point,
+then braking to rest within the acceleration limits (`ClosedLoopExecutor.stop`: from the controller's own desired
+state, never from stale measurements, never backwards), which joint_trajectory_controller executes instead of the
+rest of the plan (it rejects an empty trajectory). The joint states have their own age limit (the driver publishes
+at 1 kHz). SIGINT/SIGTERM (Ctrl-C, `ros2 launch` stopping) send that braking before the node exits.
 """
 
 from __future__ import annotations
 
 import collections
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, fields
 from typing import Any
@@ -35,9 +40,11 @@ import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import SetBool
@@ -46,12 +53,11 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from ccol_policy.checkpoint import CheckpointError
 from ccol_policy.control import (
     ClosedLoopExecutor,
+    Command,
     LatencyWindow,
     ObservationError,
     control_rate_hz,
     gripper_command,
-    point_velocities,
-    stop_trajectory,
 )
 from ccol_policy.gripper import FrankaGripper
 from ccol_policy.messages import depth_to_metres, image_to_rgb
@@ -101,7 +107,13 @@ PARAMETERS: dict[str, Param] = {
     "gripper_squeeze_m": Param(
         0.01, "topic mode: command this much below a closing/holding width (m; demonstrations label measured widths)"
     ),
-    "max_obs_age_s": Param(0.25, "hold when the newest image or joint state is older than this (s)"),
+    "max_obs_age_s": Param(0.25, "hold when the newest camera image (or gripper state) is older than this (s)"),
+    "max_joint_state_age_s": Param(
+        0.1, "hold when the newest measured joint state is older than this (s; the driver publishes at 1 kHz)"
+    ),
+    "min_lead_s": Param(
+        0.01, "points of the plan closer than this to now (s) are kept as already sent: the message's delivery time"
+    ),
     "expected_image_width": Param(0, "hold on images of another width (px); 0: any size"),
     "expected_image_height": Param(0, "hold on images of another height (px); 0: any size"),
     "max_jump_rad": Param(0.5, "hold when the first target is further than this from the measured joints (rad)"),
@@ -144,6 +156,8 @@ class NodeStatus:
     targets_raised_to_floor: int
     device: str
     gripper: str  # the gripper mode, "ok", or why the gripper server does not answer
+    grasp: str  # "" before any grasp, "holding (width ...)", "missed: ...", "failed: ..."
+    grasp_misses: int
 
     def key_values(self) -> dict[str, str]:
         def text(value: Any) -> str:
@@ -158,6 +172,12 @@ class NodeStatus:
     def to_message(self, message_type: type) -> Any:
         names = [f.name for f in fields(self) if f.name in message_type.get_fields_and_field_types()]
         return message_type(**{name: getattr(self, name) for name in names})
+
+
+def duration(seconds: float) -> Duration:
+    """builtin_interfaces/Duration of `seconds`, negative ones included (sec < 0, 0 <= nanosec < 1e9)."""
+    ns = round(seconds * 1e9)
+    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def _import_ccol_msgs() -> tuple[type, type] | None:
@@ -195,6 +215,7 @@ class PolicyNode(Node):
             ensemble_m=p("ensemble_m"),
             horizon=p("ensemble_horizon"),
             max_jump=p("max_jump_rad"),
+            min_lead=p("min_lead_s"),
             velocity_scale=p("velocity_scale"),
             acceleration_scale=p("acceleration_scale"),
             tcp_floor_z=tcp_floor(p("table_z"), p("tcp_to_fingertip_m"), p("fingertip_clearance_m"))
@@ -203,6 +224,7 @@ class PolicyNode(Node):
             workspace=(p("workspace_min_xyz"), p("workspace_max_xyz")) if p("workspace_box") else None,
         )
         self.max_age = p("max_obs_age_s")
+        self.max_joint_age = p("max_joint_state_age_s")
         # read once: the control cycle does not look parameters up
         self.expected_size = (p("expected_image_width"), p("expected_image_height"))
         self.gripper_squeeze = p("gripper_squeeze_m")
@@ -213,18 +235,17 @@ class PolicyNode(Node):
         self._image: tuple[Image, float] | None = None  # (message, receive time)
         self._depth: tuple[Image, float] | None = None
         self._joints: tuple[np.ndarray, float, float] | None = None  # (q7, stamp, receive time)
-        self._joint_velocity: np.ndarray | None = None  # measured (7,), where the driver publishes velocities
         self._fingers: tuple[float, float] | None = None  # (width, stamp)
         self._joint_error: str | None = None
         self.enabled = bool(p("start_enabled"))
         self.hold_reason = "disabled" if not self.enabled else "waiting for first cycle"
         self._holding = True
         self._pending_instruction: str | None = p("instruction") or None
-        self._last_valid_q: np.ndarray | None = None  # where a hold starts braking
-        self._last_valid_v: np.ndarray | None = None  # ... and at what velocity
         self._last_gripper: float | None = None
+        self._grasp_status = ""
         self.cycles = 0
         self.commands = 0
+        self.stops = 0  # braking trajectories sent on entering a hold
         self.latency = LatencyWindow()
         self.e2e_latency = LatencyWindow()
         self._publish_times: collections.deque[float] = collections.deque(maxlen=200)
@@ -316,8 +337,6 @@ class PolicyNode(Node):
         self._joint_error = None
         q = np.array([msg.position[index[n]] for n in self.arm_joints], np.float64)
         self._joints = (q, self._stamp(msg), self._now())
-        if len(msg.velocity) >= len(msg.name):
-            self._joint_velocity = np.array([msg.velocity[index[n]] for n in self.arm_joints], np.float64)
         if all(f in index for f in self.fingers):
             self._fingers = (sum(msg.position[index[f]] for f in self.fingers), self._stamp(msg))
 
@@ -334,7 +353,7 @@ class PolicyNode(Node):
             response.success, response.message = False, "dry_run: this node never commands the robot"
             return response
         self.enabled = bool(request.data)
-        self.closed_loop.reset()
+        self.closed_loop.restart()
         if not self.enabled:
             self._hold("disabled")
         response.success = True
@@ -361,8 +380,10 @@ class PolicyNode(Node):
             raise ObservationError(f"camera image is {age:.3f}s old (max_obs_age_s {self.max_age})")
         q7, q_stamp, q_rx = self._joints
         age = self._age(q_stamp, q_rx, now)
-        if age > self.max_age:
-            raise ObservationError(f"joint state is {age:.3f}s old (max_obs_age_s {self.max_age})")
+        if age > self.max_joint_age:
+            raise ObservationError(f"joint state is {age:.3f}s old (max_joint_state_age_s {self.max_joint_age})")
+        if not np.isfinite(q7).all():
+            raise ObservationError("joint state contains NaN or inf")
         w, h = self.expected_size
         if (w and img_msg.width != w) or (h and img_msg.height != h):
             raise ObservationError(f"image is {img_msg.width}x{img_msg.height}, expected {w}x{h}")
@@ -403,9 +424,11 @@ class PolicyNode(Node):
         self.hold_reason = reason
         if not self._holding:
             self._holding = True
-            self.closed_loop.reset()
-            if self._last_valid_q is not None and self.commands:
-                self._publish_stop()
+            now = self._now()
+            stop = self.closed_loop.stop(now)
+            if stop is not None and not self.dry_run:
+                self._publish_points(stop, now)
+                self.stops += 1
 
     def _cycle(self) -> None:
         self.cycles += 1
@@ -413,7 +436,7 @@ class PolicyNode(Node):
             text, self._pending_instruction = self._pending_instruction, None
             try:
                 unknown = self.policy.set_instruction(text)
-                self.closed_loop.reset()
+                self.closed_loop.restart()
                 self.get_logger().info(f"instruction: {text!r}" + (f" (unknown words {unknown})" if unknown else ""))
             except ValueError as exc:
                 self._hold(f"instruction rejected: {exc}")
@@ -434,52 +457,28 @@ class PolicyNode(Node):
             self._hold(str(exc))
             return
         self.latency.add(inference_s)
-        self._last_valid_q = qpos[:7].copy()
-        self._last_valid_v = None if self._joint_velocity is None else self._joint_velocity.copy()
         self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=inference_s)
-        targets, reason = self.closed_loop.step(now, chunk, qpos)
+        command, reason = self.closed_loop.step(now, chunk, qpos)
         if reason:
             self._hold(reason)
             return
-        self._publish(targets)
-        self.e2e_latency.add(self._now() - (img_stamp if img_stamp > 0 else now))
-
-    def _publish(self, targets: np.ndarray) -> None:
-        self._publish_points(targets)
+        self._publish_points(command, now)
         self.commands += 1
         self._holding = False
         self.hold_reason = ""
         self._publish_times.append(time.perf_counter())
-        if self.use_gripper and not self.dry_run:
-            self._command_gripper(float(targets[0, 7]), self._fingers[0])
+        if command.gripper is not None and not self.dry_run:
+            self._command_gripper(command.gripper, self._fingers[0])
+        self.e2e_latency.add(self._now() - (img_stamp if img_stamp > 0 else now))
 
-    def _publish_stop(self) -> None:
-        """The hold: JTC replaces the running chunk with a stop from the last valid measured position and velocity
-        (the commanded one where the driver sends no velocities), braking within the rate limiter's
-        acceleration limits, then stays at the last point (JTC rejects an empty trajectory)."""
-        limiter = self.closed_loop.limiter
-        velocity = self._last_valid_v
-        if velocity is None:
-            velocity = limiter.state[1] if limiter.state is not None else np.zeros(7)
-        positions, velocities = stop_trajectory(self._last_valid_q, velocity, limiter.a_max, self.dt)
-        self._publish_points(positions, velocities)
-
-    def _publish_points(self, targets: np.ndarray, velocities: np.ndarray | None = None) -> None:
-        """Joint positions (n, 7+) as a trajectory with points every dt, starting on receipt, with velocities
-        (given, or central differences with the last point at rest)."""
+    def _publish_points(self, command: Command, now: float) -> None:
+        """A command as a JointTrajectory with header.stamp 0 (start on receipt): time_from_start = each point's
+        time on the plan's grid - now (the first at or before now), positions and velocities, the last at rest."""
         msg = JointTrajectory()
-        msg.joint_names = list(self.arm_joints)  # header.stamp zero: start executing on receipt
-        start = self._last_valid_q if self._last_valid_q is not None else targets[0, :7]
-        if velocities is None:
-            velocities = point_velocities(targets, self.dt, start) if len(targets) > 1 else np.zeros((1, 7))
-        for i, (row, vel) in enumerate(zip(targets, velocities)):
-            ns = round((i + 1) * self.dt * 1e9)
+        msg.joint_names = list(self.arm_joints)
+        for offset, row, vel in zip(command.time_from_start(now), command.positions, command.velocities):
             msg.points.append(
-                JointTrajectoryPoint(
-                    positions=row[:7].tolist(),
-                    velocities=vel.tolist(),
-                    time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000),
-                )
+                JointTrajectoryPoint(positions=row.tolist(), velocities=vel.tolist(), time_from_start=duration(offset))
             )
         self.traj_pub.publish(msg)
 
@@ -501,6 +500,10 @@ class PolicyNode(Node):
             self.gripper.command(width, measured)
             if self.gripper.error:
                 self.get_logger().warning(self.gripper.error, throttle_duration_sec=5.0)
+            if self.gripper.grasp_status != self._grasp_status:
+                self._grasp_status = self.gripper.grasp_status
+                if self.gripper.grasp_missed:
+                    self.get_logger().warning(f"grasp {self._grasp_status}")
         elif self._gripper_pub is not None:
             width = gripper_command(width, measured, self.gripper_squeeze)
             if self._last_gripper is None or abs(width - self._last_gripper) >= self.gripper_min_change:
@@ -531,6 +534,8 @@ class PolicyNode(Node):
             gripper=self.gripper_mode
             if self.gripper is None
             else ("ok" if self.gripper.available() else self.gripper.error),
+            grasp="" if self.gripper is None else self.gripper.grasp_status,
+            grasp_misses=0 if self.gripper is None else self.gripper.grasp_misses,
         )
 
     def _publish_status(self) -> None:
@@ -557,20 +562,31 @@ class PolicyNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    # rclpy's own SIGINT handler shuts the context down before any code of ours runs, and a stop can no longer be
+    # published: the node takes SIGINT and SIGTERM itself, brakes, and only then shuts down.
+    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = PolicyNode()
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
         rclpy.logging.get_logger("policy_node").fatal(str(exc))
         rclpy.try_shutdown()
         return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    executor = SingleThreadedExecutor()  # extra executor threads fight the inference for the GIL (measured)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)  # single-threaded: extra executor threads fight the inference for the GIL (measured)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+    except rclpy.executors.ExternalShutdownException:
         pass
     finally:
         if rclpy.ok():
             node.stop()
+            node.get_logger().info("stopped: braking sent to the controller")
+            time.sleep(0.2)  # let DDS deliver it before the context closes
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
