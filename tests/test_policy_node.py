@@ -28,10 +28,15 @@ from ccol_policy.training import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def policy(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> CCoLPolicy:
+def checkpoint(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("node_ckpt")
     train(tiny_config(**{"train.steps": 30, "optim.batch_size": 16}), [synthetic_dir], out, progress=False)
-    return CCoLPolicy.from_checkpoint(out / "best", device="cpu")
+    return out / "best"
+
+
+@pytest.fixture(scope="module")
+def policy(checkpoint: Path) -> CCoLPolicy:
+    return CCoLPolicy.from_checkpoint(checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -440,3 +445,50 @@ def test_one_status_record_maps_to_diagnostics_and_policy_status() -> None:
             return {"header": "std_msgs/Header", "enabled": "boolean", "commands_published": "uint64"}
 
     assert status.to_message(Message).values == {"enabled": True, "commands_published": 7}
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_sends_the_braking_stop_before_the_node_exits(checkpoint: Path, observation, sig: str) -> None:
+    """Ctrl-C (SIGINT) or `ros2 launch` stopping (SIGTERM) while the policy moves the arm: the last trajectory
+    the controller gets is the braking stop, then the node exits cleanly (rclpy's own SIGINT handler used to close
+    the context first, and no stop went out)."""
+    import signal
+    import subprocess
+    import sys
+
+    rclpy.init()
+    image, qpos = observation
+    robot = FakeRobot("panda", qpos, image)
+    trajs = robot.listen(JointTrajectory, "/joint_trajectory_controller/joint_trajectory")
+    ex = SingleThreadedExecutor()
+    ex.add_node(robot)
+    params = {
+        "checkpoint": str(checkpoint),
+        "arm_id": "panda",
+        "gripper_namespace": "/panda_gripper",
+        "instruction": "lift the pen",
+        "start_enabled": "true",
+        "gripper_mode": "topic",
+        "device": "cpu",
+        "max_obs_age_s": "1.0",
+        "max_joint_state_age_s": "1.0",
+    }
+    args = [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccol_policy.policy_node", "--ros-args", *args], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert spin_until(ex, lambda: len(trajs) >= 5 or proc.poll() is not None, 90.0), len(trajs)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(getattr(signal, sig))
+        assert spin_until(ex, lambda: proc.poll() is not None, 20.0)
+        assert _quiet(ex, trajs)
+        log = proc.stderr.read()
+        assert proc.returncode == 0 and "stopped: braking sent to the controller" in log, log[-2000:]
+        assert _is_stop(trajs[-1], LIMITS["panda"].acceleration * 0.5), _stop_report(trajs[-1])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ex.shutdown()
+        robot.destroy_node()
+        rclpy.shutdown()

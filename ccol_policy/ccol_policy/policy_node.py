@@ -555,10 +555,13 @@ class PolicyNode(Node):
             msg.header.stamp = arr.header.stamp
             self.policy_status_pub.publish(msg)
 
-    def stop(self) -> None:
-        """Disable and make the controller hold (on shutdown)."""
+    def stop(self) -> bool:
+        """Disable and make the controller brake to rest (on shutdown); whether a stop was sent (False: the plan
+        was at rest already, or nothing was ever sent)."""
+        stops = self.stops
         self.enabled = False
         self._hold("shutting down")
+        return self.stops > stops
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -583,9 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         if rclpy.ok():
-            node.stop()
-            node.get_logger().info("stopped: braking sent to the controller")
-            time.sleep(0.2)  # let DDS deliver it before the context closes
+            if node.stop():
+                node.get_logger().info("stopped: braking sent to the controller")
+                time.sleep(0.2)  # let DDS deliver it before the context closes
+            else:
+                node.get_logger().info("stopped: the arm was at rest")
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
