@@ -16,9 +16,9 @@ from ccol_policy.control import (
     control_rate_hz,
     stop_trajectory,
 )
+from ccol_policy.gripper import FrankaGripper, grasp_succeeds
 from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.kinematics import tcp_jacobian
-from ccol_policy.gripper import FrankaGripper, grasp_succeeds
 from ccol_policy.messages import depth_to_metres, image_to_rgb
 from ccol_policy.robots import LIMITS, limits_for, velocity_limits
 

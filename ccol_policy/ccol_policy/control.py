@@ -97,9 +97,7 @@ class RateLimiter:
         left = np.maximum(distance - speed * h / 2 - np.minimum(a * h**2 / 2, np.abs(distance) / 2), 0.0)
         return (-a * h + np.sqrt((a * h) ** 2 + 8.0 * a * left)) / 2
 
-    def rollout(
-        self, state: PlanState, targets: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, list[PlanState]]:
+    def rollout(self, state: PlanState, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[PlanState]]:
         """From `state` at a grid point, targets (n, 7+) for the next n grid points -> positions (n, 7+) (the
         gripper column clamped, passed through), velocities (n, 7) and the state at each point."""
         out = np.array(targets, np.float64)
@@ -334,7 +332,9 @@ class ClosedLoopExecutor:
                     f"next target puts the TCP at ({x:.3f}, {y:.3f}, {z:.3f}) m, outside the workspace box "
                     f"{lower.tolist()}..{upper.tolist()} (workspace_min_xyz/workspace_max_xyz)"
                 )
-        gripper = float(np.clip(targets[0, 7], 0.0, self.limiter.limits.gripper_max_width)) if targets.shape[1] > 7 else None
+        gripper = (
+            float(np.clip(targets[0, 7], 0.0, self.limiter.limits.gripper_max_width)) if targets.shape[1] > 7 else None
+        )
         return self._send(frozen, states, gripper), None
 
     def _inside_workspace(self, states: list[PlanState]) -> int:

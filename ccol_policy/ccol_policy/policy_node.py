@@ -2,8 +2,9 @@
 
 Subscribes (sensor-data QoS): colour image, optional aligned depth, `/joint_states`, gripper joint states.
 Publishes: trajectory_msgs/JointTrajectory to the joint_trajectory_controller (positions and velocities on the
-training control grid, the first point at or before receipt, the last at rest after a braking tail), franka_gripper grasp/move goals (`gripper_mode:=action`; std_msgs/Float64 widths with
-`gripper_mode:=topic`, as the simulator takes them), `~/status` (diagnostic_msgs/DiagnosticArray, with a
+training control grid, the first point at or before receipt, the last at rest after a braking tail), franka_gripper
+grasp/move goals (`gripper_mode:=action`; std_msgs/Float64 widths with `gripper_mode:=topic`, as the simulator
+takes them), `~/status` (diagnostic_msgs/DiagnosticArray, with a
 `gripper` field saying whether the gripper server answers and a `grasp` field saying whether the last grasp holds
 something: franka_gripper reports success for a grasp that closed on nothing, so the measured width decides).
 Services: `~/enable` (std_srvs/SetBool; the node starts disabled). Topic `~/instruction` (std_msgs/String).

@@ -21,8 +21,8 @@ import torch
 from ccol_policy.bags import read_metadata
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.control import ClosedLoopExecutor, control_rate_hz, gripper_command
-from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
+from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy, resolve_device
 from ccol_sim.env import OBJECTS, TASK_OBJECT, TASKS, PandaTable
@@ -291,7 +291,9 @@ def sim_eval(
     if unknown:
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
     jobs = [
-        _EvalJob(t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor, layout, node_rate_hz)
+        _EvalJob(
+            t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor, layout, node_rate_hz
+        )
         for t in tasks
         for i in range(episodes)
     ]

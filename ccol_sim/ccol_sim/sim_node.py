@@ -3,14 +3,18 @@
 Publishes the measured joints on the driver's high-rate topic (`/franka/joint_states`) at `joint_rate_hz`,
 joint_state_publisher's merged `/joint_states` at 30 Hz, the gripper's joint states on `<gripper ns>/joint_states`
 at the driver's gripper rate, the colour image (+ camera info, optional aligned depth) at `camera_rate_hz` on
-`/camera/camera/...`, stamped with the node clock.
+`/camera/camera/...`, stamped with the node clock. With `publish_clock:=true` the simulator keeps its own time,
+publishes it on /clock (nodes with use_sim_time:=true follow it) and advances it in real time at most: when the
+machine cannot keep up, simulated time slows down with it rather than outrunning the nodes.
 
-mode:=follow      behaves like ros2_controllers' joint_trajectory_controller on its topic: a new trajectory starts
-                  from the measured state, positions with velocities are interpolated as cubic splines
-                  (positions only: linearly), the last point is held after the end, and an empty trajectory is
-                  rejected ("Empty trajectory received.") so the running one goes on, as on the robot. The gripper
-                  follows the policy node's width (std_msgs/Float64). `~/reset` (std_srvs/Trigger) draws a new
-                  scene.
+mode:=follow      behaves like ros2_controllers' joint_trajectory_controller on its topic (`ccol_policy.jtc`, its
+                  source as the spec), sampled at every 2 ms physics step: a new trajectory starts at the next
+                  update (header.stamp 0) from the state `jtc_start_state` names (Jazzy's
+                  interpolate_from_desired_state: the desired one; Humble: the measured one), positions with
+                  velocities are interpolated as cubic splines (positions only: linearly), the last point is held
+                  after the end, and an empty trajectory is rejected ("Empty trajectory received.") so the running
+                  one goes on, as on the robot. The gripper follows the policy node's width (std_msgs/Float64).
+                  `~/reset` (std_srvs/Trigger) draws a new scene.
 mode:=kinesthetic the scripted teacher performs `instruction` while the recorder records: for each episode the
                   node resets the scene, calls the recorder's `~/start`, demonstrates (publishing its gripper
                   commands on `/ccol/gripper_command`, as the recorder logs an operator's), and calls `~/stop` (or
@@ -24,15 +28,18 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ccol_policy.bags import GRIPPER_COMMAND_TOPIC
+from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.node_parameters import Param, declare_parameters
 from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 from ccol_sim.env import TASKS, PandaTable
@@ -44,7 +51,13 @@ PARAMETERS: dict[str, Param] = {
     "instruction": Param("lift the pen", "kinesthetic: the task the teacher demonstrates"),
     "episodes": Param(10, "kinesthetic: demonstrations to record (0: until stopped)"),
     "seed": Param(0, "scene draws"),
-    "joint_rate_hz": Param(200.0, "rate of the measured joints and of the physics steps between them (Hz)"),
+    "joint_rate_hz": Param(250.0, "rate of the measured joints (Hz; whole 2 ms physics steps between them)"),
+    "jtc_start_state": Param(
+        "desired",
+        "follow: where a new trajectory starts: desired (Jazzy, interpolate_from_desired_state), "
+        "measured (Humble and both distros' default) or last_commanded (Humble, open_loop_control)",
+    ),
+    "publish_clock": Param(False, "keep simulated time, publish it on /clock, never faster than real time"),
     "camera_rate_hz": Param(30.0, "rate of the colour image, camera info and depth (Hz)"),
     "image_width": Param(640, "rendered image width (px), as realsense.yaml's D435i profile"),
     "image_height": Param(480, "rendered image height (px)"),
@@ -54,41 +67,6 @@ PARAMETERS: dict[str, Param] = {
     "recorder_node": Param("/recorder_node", "kinesthetic: the recorder whose ~/start and ~/stop are called"),
     "settle_s": Param(1.5, "kinesthetic: pause between episodes (s; the recorder checks topic rates before starting)"),
 }
-
-
-class ActiveTrajectory:
-    """Time-parameterised joint targets from the measured state at receipt through the points: cubic Hermite
-    segments when the points carry velocities, linear otherwise (as joint_trajectory_controller interpolates);
-    the last point is held after the end."""
-
-    def __init__(
-        self,
-        start_time: float,
-        start: np.ndarray,
-        times: np.ndarray,
-        points: np.ndarray,
-        velocities: np.ndarray | None = None,
-        start_velocity: np.ndarray | None = None,
-    ) -> None:
-        self.t = np.concatenate([[0.0], times]) + start_time
-        self.q = np.vstack([start, points])
-        self.v = None
-        if velocities is not None:
-            v0 = np.zeros_like(start) if start_velocity is None else start_velocity
-            self.v = np.vstack([v0, velocities])
-
-    def sample(self, now: float) -> np.ndarray:
-        if now >= self.t[-1]:
-            return self.q[-1].copy()
-        if now <= self.t[0]:
-            return self.q[0].copy()
-        i = int(np.searchsorted(self.t, now, side="right")) - 1
-        h = self.t[i + 1] - self.t[i]
-        s = (now - self.t[i]) / h
-        if self.v is None:
-            return self.q[i] + s * (self.q[i + 1] - self.q[i])
-        h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
-        return h00 * self.q[i] + h10 * h * self.v[i] + h01 * self.q[i + 1] + h11 * h * self.v[i + 1]
 
 
 class SimNode(Node):
@@ -109,11 +87,17 @@ class SimNode(Node):
         self.env = PandaTable(render_size=(p("image_width"), p("image_height")))
         self.seed = int(p("seed"))
         self.env.reset(self.seed)
-        self.dt = 1.0 / p("joint_rate_hz")
+        self.physics_dt = self.env.model.opt.timestep
+        self.substeps = max(1, round(1.0 / (p("joint_rate_hz") * self.physics_dt)))
+        self.dt = self.substeps * self.physics_dt
         self.target = self.env.joints()
         self.width = self.env.gripper_width()
-        self.trajectory: ActiveTrajectory | None = None
+        self.start_state = StartState(p("jtc_start_state"))
+        self.follower = JTCFollower(self.target, self.start_state)
         self.trajectories_followed = 0
+        self.publish_clock = bool(p("publish_clock"))
+        self.sim_time = 0.0  # s, with publish_clock
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
         self.sim_start = self.env.time
         self.wall_start = self._now()
 
@@ -155,7 +139,16 @@ class SimNode(Node):
         return self.get_parameter(name).value
 
     def _now(self) -> float:
+        """The simulator's time (s): its own with publish_clock, else the node clock."""
+        if self.publish_clock:
+            return self.sim_time
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _stamp(self) -> Time:
+        if self.publish_clock:
+            ns = round(self.sim_time * 1e9)
+            return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+        return self.get_clock().now().to_msg()
 
     # ------------------------------------------------------------------ commands
     def _on_trajectory(self, msg: JointTrajectory) -> None:
@@ -178,10 +171,10 @@ class SimNode(Node):
         if all(len(p.velocities) == len(msg.joint_names) for p in msg.points):
             vel = np.array([[p.velocities[i] for i in order] for p in msg.points])
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        start = stamp if stamp > 0 else self._now()
-        # joint_trajectory_controller's default: start from the measured state, not the previous desired one
-        measured_v = self.env.data.qvel[self.env.ids.arm_dof].copy()
-        self.trajectory = ActiveTrajectory(start, self.env.joints(), times, pts, vel, measured_v)
+        rejection = self.follower.receive(times, pts, vel, stamp)
+        if rejection:
+            self.get_logger().error(rejection, throttle_duration_sec=2.0)
+            return
         self.trajectories_followed += 1
 
     def _on_gripper(self, msg: Float64) -> None:
@@ -190,40 +183,54 @@ class SimNode(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.seed += 1
-        self.env.reset(self.seed)
-        self.trajectory = None
-        self.target, self.width = self.env.joints(), self.env.gripper_width()
+        self.new_scene(self.seed)
         response.success, response.message = True, f"new scene from seed {self.seed}"
         return response
+
+    def new_scene(self, seed: int, layout: str | None = None) -> None:
+        """The scene of `seed` (in `layout`, default the environment's), the controller holding the arm there."""
+        self.env.reset(seed) if layout is None else self.env.reset(seed, layout=layout)
+        self.target, self.width = self.env.joints(), self.env.gripper_width()
+        self.follower = JTCFollower(self.target, self.start_state)
 
     # ------------------------------------------------------------------ simulation
     def _tick(self) -> None:
         now = self._now()
         if self.mode == "kinesthetic":
             self._teacher(now)
-        elif self.trajectory is not None:
-            self.target = self.trajectory.sample(now)
-        self.env.command(self.target, self.width)
-        self.env.step(self.dt)
-        stamp = self.get_clock().now().to_msg()
-        js = JointState(name=list(self.arm_joints), position=self.env.joints().tolist())
-        js.header.stamp = stamp
+            self.env.command(self.target, self.width)
+            self.env.step(self.dt)
+        else:
+            for k in range(self.substeps):  # the controller's update at every physics step
+                measured = (self.env.joints(), self.env.joint_velocities())
+                self.target, _, _ = self.follower.update(now + k * self.physics_dt, measured)
+                self.env.command(self.target, self.width)
+                self.env.step(self.physics_dt)
+        if self.publish_clock:
+            self.sim_time += self.dt
+            self.clock_pub.publish(Clock(clock=self._stamp()))
+        js = JointState(
+            name=list(self.arm_joints),
+            position=self.env.joints().tolist(),
+            velocity=self.env.joint_velocities().tolist(),
+        )
+        js.header.stamp = self._stamp()
         self.joint_pub.publish(js)
 
     def _gripper_state(self) -> None:
         w = self.env.gripper_width() / 2
         gs = JointState(name=list(self.fingers), position=[w, w])
-        gs.header.stamp = self.get_clock().now().to_msg()
+        gs.header.stamp = self._stamp()
         self.gripper_pub.publish(gs)
 
     def _merged_state(self) -> None:
         w = self.env.gripper_width() / 2
         js = JointState(name=[*self.arm_joints, *self.fingers], position=[*self.env.joints().tolist(), w, w])
-        js.header.stamp = self.get_clock().now().to_msg()
+        js.header.stamp = self._stamp()
         self.merged_pub.publish(js)
 
     def _camera(self) -> None:
-        stamp = self.get_clock().now().to_msg()
+        stamp = self._stamp()
         img = self.env.render()
         h, w = img.shape[:2]
         msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3, data=img.tobytes())
@@ -292,7 +299,7 @@ class SimNode(Node):
             self.demo["i"] += 1
             if self.width != self._last_command:  # what the teacher tells the gripper: the action label
                 cmd = JointState(name=["gripper_command"], position=[self.width])
-                cmd.header.stamp = self.get_clock().now().to_msg()
+                cmd.header.stamp = self._stamp()
                 self.command_pub.publish(cmd)
                 self._last_command = self.width
             return
