@@ -327,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONTROL_RATE_HZ,
         help="control rate for bags and for HDF5 episodes that carry none (Hz)",
     )
-    p.add_argument("--arm-id", default="panda", help="joint names in bags; on the robot: the arm (fr3, panda)")
+    p.add_argument(
+        "--arm-id",
+        default=None,
+        help="the arm (fr3, panda): joint names in bags and, with --robot, the robot commanded; default: the "
+        "episodes' own (HDF5 attrs, episode.json), else fr3 (the simulator: panda)",
+    )
     p.add_argument(
         "--chunk",
         type=int,

@@ -40,6 +40,14 @@ class PlanState:
     target: np.ndarray
 
 
+# What a first run on an arm uses (policy_node's and `ccol replay --robot`'s defaults): half the joint velocity
+# and acceleration limits, and a box (m, the arm's base frame) the hand's TCP stays in; the table is the fingertip
+# floor's job.
+SAFE_VELOCITY_SCALE = 0.5
+SAFE_ACCELERATION_SCALE = 0.5
+SAFE_WORKSPACE = ((0.2, -0.45, 0.0), (0.75, 0.45, 0.75))
+
+
 class ObservationError(ValueError):
     """An observation the policy must not act on; the message names the field."""
 

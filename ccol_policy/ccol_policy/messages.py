@@ -1,10 +1,13 @@
-"""sensor_msgs/Image fields -> numpy arrays, without ROS or torch: shared by the policy node and the bag tools."""
+"""sensor_msgs/Image fields -> numpy arrays, without ROS or torch: shared by the policy node and the bag tools; and
+the one JointTrajectory a `Command` becomes (policy_node and `ccol replay --robot`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ccol_policy.control import ObservationError
+from ccol_policy.control import Command, ObservationError
 
 
 def image_to_rgb(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
@@ -36,3 +39,23 @@ def depth_to_metres(encoding: str, height: int, width: int, step: int, data: byt
     d = rows.copy().view(dtype).reshape(height, width).astype(np.float32)
     d = d / 1000.0 if dtype.kind == "u" else d
     return np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def trajectory_message(joint_names: list[str], command: Command, now: float) -> Any:
+    """trajectory_msgs/JointTrajectory of a command with header.stamp 0 (joint_trajectory_controller starts it at its
+    next update): time_from_start = each point's time on the plan's grid - now (the first at or before now, as a
+    negative or zero Duration), positions and velocities, the last point at rest."""
+    from builtin_interfaces.msg import Duration
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    msg = JointTrajectory(joint_names=list(joint_names))
+    for offset, row, vel in zip(command.time_from_start(now), command.positions, command.velocities):
+        ns = round(float(offset) * 1e9)  # Duration: sec may be negative, 0 <= nanosec < 1e9
+        msg.points.append(
+            JointTrajectoryPoint(
+                positions=row.tolist(),
+                velocities=vel.tolist(),
+                time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000),
+            )
+        )
+    return msg

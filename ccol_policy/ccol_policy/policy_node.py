@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
@@ -49,10 +48,13 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import SetBool
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from ccol_policy.checkpoint import CheckpointError
 from ccol_policy.control import (
+    SAFE_ACCELERATION_SCALE,
+    SAFE_VELOCITY_SCALE,
+    SAFE_WORKSPACE,
     ClosedLoopExecutor,
     Command,
     LatencyWindow,
@@ -61,7 +63,7 @@ from ccol_policy.control import (
     gripper_command,
 )
 from ccol_policy.gripper import FrankaGripper
-from ccol_policy.messages import depth_to_metres, image_to_rgb
+from ccol_policy.messages import depth_to_metres, image_to_rgb, trajectory_message
 from ccol_policy.node_parameters import Param, declare_parameters
 from ccol_policy.policy import CCoLPolicy
 from ccol_policy.robots import FRANKA_HAND_TCP_TO_TIP_M, arm_joint_names, finger_joint_names, tcp_floor
@@ -118,13 +120,18 @@ PARAMETERS: dict[str, Param] = {
     "expected_image_width": Param(0, "hold on images of another width (px); 0: any size"),
     "expected_image_height": Param(0, "hold on images of another height (px); 0: any size"),
     "max_jump_rad": Param(0.5, "hold when the first target is further than this from the measured joints (rad)"),
-    "velocity_scale": Param(0.5, "rate limiter: fraction of the joint velocity limits (first runs: < 1)"),
-    "acceleration_scale": Param(0.5, "rate limiter and the hold's braking: fraction of the joint acceleration limits"),
+    "velocity_scale": Param(
+        SAFE_VELOCITY_SCALE, "rate limiter: fraction of the joint velocity limits (first runs: < 1)"
+    ),
+    "acceleration_scale": Param(
+        SAFE_ACCELERATION_SCALE, "rate limiter and the hold's braking: fraction of the joint acceleration limits"
+    ),
     "workspace_box": Param(True, "end trajectories before targets whose TCP leaves the box below; hold at its edge"),
     "workspace_min_xyz": Param(
-        [0.2, -0.45, 0.0], "workspace box lower corner (m, the arm's base frame; the table is fingertip_floor's job)"
+        list(SAFE_WORKSPACE[0]),
+        "workspace box lower corner (m, the arm's base frame; the table is fingertip_floor's job)",
     ),
-    "workspace_max_xyz": Param([0.75, 0.45, 0.75], "workspace box upper corner (m, the arm's base frame)"),
+    "workspace_max_xyz": Param(list(SAFE_WORKSPACE[1]), "workspace box upper corner (m, the arm's base frame)"),
     "fingertip_floor": Param(True, "raise targets that would put the fingertips below table_z + clearance"),
     "table_z": Param(0.0, "table top in the arm's base frame (m); 0: the arm stands on the table"),
     "tcp_to_fingertip_m": Param(
@@ -173,12 +180,6 @@ class NodeStatus:
     def to_message(self, message_type: type) -> Any:
         names = [f.name for f in fields(self) if f.name in message_type.get_fields_and_field_types()]
         return message_type(**{name: getattr(self, name) for name in names})
-
-
-def duration(seconds: float) -> Duration:
-    """builtin_interfaces/Duration of `seconds`, negative ones included (sec < 0, 0 <= nanosec < 1e9)."""
-    ns = round(seconds * 1e9)
-    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def _import_ccol_msgs() -> tuple[type, type] | None:
@@ -473,15 +474,7 @@ class PolicyNode(Node):
         self.e2e_latency.add(self._now() - (img_stamp if img_stamp > 0 else now))
 
     def _publish_points(self, command: Command, now: float) -> None:
-        """A command as a JointTrajectory with header.stamp 0 (start on receipt): time_from_start = each point's
-        time on the plan's grid - now (the first at or before now), positions and velocities, the last at rest."""
-        msg = JointTrajectory()
-        msg.joint_names = list(self.arm_joints)
-        for offset, row, vel in zip(command.time_from_start(now), command.positions, command.velocities):
-            msg.points.append(
-                JointTrajectoryPoint(positions=row.tolist(), velocities=vel.tolist(), time_from_start=duration(offset))
-            )
-        self.traj_pub.publish(msg)
+        self.traj_pub.publish(trajectory_message(self.arm_joints, command, now))
 
     def _record_chunk(self, chunk: np.ndarray, img_msg_stamp: Any, inference_s: float) -> None:
         if self._ccol_msgs is None:

@@ -1,9 +1,12 @@
 """`ccol replay --robot`: a recorded episode's action labels sent to the robot's controller through the policy's
-command path (`ClosedLoopExecutor`: rate limiting, holds), the way `lerobot-replay` checks a dataset on the arm.
+command path (`ClosedLoopExecutor` with policy_node's safe defaults: half the velocity and acceleration limits, the
+workspace box, the fingertip floor; the same continuous stream on the same control grid), the way `lerobot-replay`
+checks a dataset on the arm.
 
 Starts in dry run (trajectories on `/ccol_replay/dry_run_trajectory`, nothing reaches the controller); with
-`--execute` it publishes on the controller's topic. It waits for fresh joint states first, and a joint state
-that goes stale or invalid mid-replay stops it with a trajectory holding the last measured position.
+`--execute` it publishes on the controller's topic. The robot is the episodes' own (HDF5 attrs, episode.json) unless
+`--arm-id` names it. It waits for fresh joint states first, and a joint state that goes stale or invalid
+mid-replay stops it with the braking trajectory policy_node sends.
 """
 
 from __future__ import annotations
@@ -14,42 +17,85 @@ import time
 
 import numpy as np
 
-from ccol_policy.control import ClosedLoopExecutor, control_rate_hz
+from ccol_policy.control import (
+    SAFE_ACCELERATION_SCALE,
+    SAFE_VELOCITY_SCALE,
+    SAFE_WORKSPACE,
+    ClosedLoopExecutor,
+    control_rate_hz,
+)
 from ccol_policy.robots import arm_joint_names, tcp_floor
 
 log = logging.getLogger(__name__)
+DEFAULT_ARM_ID = "fr3"
 
 
-def _load_labels(args: argparse.Namespace) -> list[tuple[str, np.ndarray, float]]:
+def _load_labels(args: argparse.Namespace) -> list[tuple[str, np.ndarray, float, str | None]]:
+    """(name, action labels (T, A), control rate, the episode's arm id or None) per episode."""
     from pathlib import Path
 
     import h5py
 
-    from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_streams, synchronise
+    from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_metadata, read_streams, synchronise
 
     out = []
     for p in map(Path, args.episodes):
         files = [p] if p.suffix == ".hdf5" else sorted(p.glob("episode_*.hdf5")) if p.is_dir() else []
         for f in files:  # HDF5 episodes or a dataset directory
             with h5py.File(f, "r") as h:
-                out.append((f.name, h["action"][:], control_rate_hz(h.attrs, args.rate)))
+                arm = h.attrs.get("arm_id")
+                out.append((f.name, h["action"][:], control_rate_hz(h.attrs, args.rate), str(arm) if arm else None))
         if not files:
             cfg = SyncConfig(control_rate_hz=args.rate, image_width=8, image_height=8)
             for bag in find_bags([p]):
-                ep = synchronise(read_streams(bag, BagTopics(arm_id=args.arm_id), cfg), cfg, where=str(bag))
-                out.append((bag.name, ep.action, args.rate))
+                arm = args.arm_id or read_metadata(bag).get("arm_id") or DEFAULT_ARM_ID
+                ep = synchronise(read_streams(bag, BagTopics(arm_id=arm), cfg), cfg, where=str(bag))
+                out.append((bag.name, ep.action, args.rate, arm))
     return out
 
 
-def replay_on_robot(args: argparse.Namespace, max_obs_age_s: float = 0.25) -> int:
+def robot_of(episodes: list[tuple[str, np.ndarray, float, str | None]], arm_id: str | None) -> str:
+    """The arm to command: `arm_id` when given (episodes recorded on another arm are refused), else the one every
+    episode names (fr3 when none does)."""
+    named = {arm for _, _, _, arm in episodes if arm}
+    if arm_id:
+        other = sorted(named - {arm_id})
+        if other:
+            raise ValueError(f"--arm-id {arm_id} but the episodes were recorded on {other}: replay them on that arm")
+        return arm_id
+    if len(named) > 1:
+        raise ValueError(f"the episodes come from several arms {sorted(named)}: replay one arm's at a time")
+    return named.pop() if named else DEFAULT_ARM_ID
+
+
+def replay_executor(
+    arm_id: str, dt: float, chunk: int, action_dim: int, mode: str, table_z: float | None
+) -> ClosedLoopExecutor:
+    """The executor `ccol replay --robot` drives the arm with: policy_node's safe defaults."""
+    return ClosedLoopExecutor(
+        arm_id,
+        dt,
+        chunk,
+        action_dim,
+        mode=mode,
+        velocity_scale=SAFE_VELOCITY_SCALE,
+        acceleration_scale=SAFE_ACCELERATION_SCALE,
+        workspace=SAFE_WORKSPACE,
+        tcp_floor_z=None if table_z is None else tcp_floor(table_z),
+    )
+
+
+def replay_on_robot(args: argparse.Namespace, max_joint_state_age_s: float = 0.1) -> int:
     import rclpy
-    from builtin_interfaces.msg import Duration
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import JointState
-    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+    from trajectory_msgs.msg import JointTrajectory
+
+    from ccol_policy.messages import trajectory_message
 
     episodes = _load_labels(args)
-    joints = arm_joint_names(args.arm_id)
+    arm_id = robot_of(episodes, args.arm_id)
+    joints = arm_joint_names(arm_id)
     rclpy.init()
     node = rclpy.create_node("ccol_replay")
     topic = args.trajectory_topic if args.execute else "~/dry_run_trajectory"
@@ -63,24 +109,26 @@ def replay_on_robot(args: argparse.Namespace, max_obs_age_s: float = 0.25) -> in
 
     node.create_subscription(JointState, args.joint_states_topic, on_joints, qos_profile_sensor_data)
 
-    def publish(targets: np.ndarray, dt: float) -> None:
-        msg = JointTrajectory(joint_names=joints)
-        for i, row in enumerate(targets):
-            ns = round((i + 1) * dt * 1e9)
-            msg.points.append(
-                JointTrajectoryPoint(
-                    positions=row[:7].tolist(), time_from_start=Duration(sec=ns // 10**9, nanosec=ns % 10**9)
-                )
-            )
-        pub.publish(msg)
-
     def fresh_q() -> np.ndarray | None:
         q = state.get("q")
-        if q is None or time.monotonic() - q[1] > max_obs_age_s or not np.isfinite(q[0]).all():
+        if q is None or time.monotonic() - q[1] > max_joint_state_age_s or not np.isfinite(q[0]).all():
             return None
         return q[0]
 
-    log.info("%s: %d episode(s) -> %s", "EXECUTING" if args.execute else "dry run", len(episodes), topic)
+    def spin_until(t: float) -> None:
+        while time.monotonic() < t:
+            rclpy.spin_once(node, timeout_sec=max(0.0, t - time.monotonic()))
+
+    log.info(
+        "%s: %d episode(s) of %s -> %s (velocity and acceleration at %g/%g of the limits, workspace box %s)",
+        "EXECUTING" if args.execute else "dry run",
+        len(episodes),
+        arm_id,
+        topic,
+        SAFE_VELOCITY_SCALE,
+        SAFE_ACCELERATION_SCALE,
+        SAFE_WORKSPACE,
+    )
     try:
         deadline = time.monotonic() + 5.0
         while fresh_q() is None and time.monotonic() < deadline:
@@ -88,34 +136,38 @@ def replay_on_robot(args: argparse.Namespace, max_obs_age_s: float = 0.25) -> in
         if fresh_q() is None:
             log.error("no valid joint states on %s within 5 s; is the robot driver running?", args.joint_states_topic)
             return 2
-        for name, labels, rate in episodes:
+        for name, labels, rate, _ in episodes:
             dt = 1.0 / rate
-            ex = ClosedLoopExecutor(
-                args.arm_id,
+            ex = replay_executor(
+                arm_id,
                 dt,
                 args.chunk,
                 labels.shape[1],
-                mode=args.execution_mode,
-                tcp_floor_z=None if args.no_fingertip_floor else tcp_floor(args.table_z),
+                args.execution_mode,
+                None if args.no_fingertip_floor else args.table_z,
             )
             padded = np.concatenate([labels, np.repeat(labels[-1:], args.chunk, 0)])
             t0 = time.monotonic()
             log.info("replaying %s (%d steps at %g Hz)", name, len(labels), rate)
             for step in range(len(labels)):
-                while time.monotonic() < t0 + step * dt:
-                    rclpy.spin_once(node, timeout_sec=max(0.0, t0 + step * dt - time.monotonic()))
+                spin_until(t0 + step * dt)
+                now = time.monotonic()
                 q = fresh_q()
                 if q is None:
-                    last = state.get("q")
-                    if last is not None and np.isfinite(last[0]).all():
-                        publish(last[0][None], dt)
-                    log.error("%s: joint state stale or invalid at step %d; stopped (holding)", name, step)
+                    stop = ex.stop(now)
+                    if stop is not None:
+                        pub.publish(trajectory_message(joints, stop, now))
+                    log.error("%s: joint state stale or invalid at step %d; stopped (braking)", name, step)
                     return 1
-                targets, reason = ex.step(step * dt, padded[step : step + args.chunk], q)
-                publish(targets, dt)
+                command, reason = ex.step(now, padded[step : step + args.chunk], q)
                 if reason:
-                    log.error("%s: stopped at step %d: %s (holding)", name, step, reason)
+                    stop = ex.stop(now)
+                    if stop is not None:
+                        pub.publish(trajectory_message(joints, stop, now))
+                    log.error("%s: stopped at step %d: %s (braking)", name, step, reason)
                     return 1
+                pub.publish(trajectory_message(joints, command, now))
+            spin_until(float(command.times[-1]) + 0.2)  # the plan's braking tail, then the next episode
         return 0
     finally:
         node.destroy_node()

@@ -109,7 +109,7 @@ def replay(args: argparse.Namespace) -> int:
     """`ccol replay` without --robot: the recorded labels open loop in their scenes."""
     from ccol_sim.replay import load_replay_episodes, replay_in_sim, replay_summary, replay_table
 
-    episodes = load_replay_episodes(args.episodes, rate_hz=args.rate, arm_id=args.arm_id)
+    episodes = load_replay_episodes(args.episodes, rate_hz=args.rate, arm_id=args.arm_id or "panda")
     rows = replay_in_sim(
         episodes, chunk_size=args.chunk, mode=args.execution_mode, progress=not args.no_progress, workers=args.workers
     )
