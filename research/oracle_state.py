@@ -27,14 +27,13 @@ import numpy as np
 
 from ccol_policy.checkpoint import load_checkpoint
 from ccol_policy.config import load_config, resolve_preset
-from ccol_policy.control import ClosedLoopExecutor, control_rate_hz
+from ccol_policy.control import control_rate_hz
 from ccol_policy.training import Trainer
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.layouts import UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
 from ccol_sim.reference import layout_features
-from ccol_sim.sim_eval import EVAL_SEED_OFFSET, EvalWorker, run_episode, sim_eval, wilson_interval
-from ccol_sim.teacher import TCP_FLOOR_Z
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, EvalWorker, run_episode, sim_eval, sim_executor, wilson_interval
 
 
 def dataset_layout(data: Path) -> str:
@@ -70,7 +69,7 @@ def _episode(w: EvalWorker, job: tuple[str, int, str], rate_hz: float, max_secon
     task, seed, layout = job
     w.policy.set_instruction(task)
     p = w.policy
-    executor = ClosedLoopExecutor("panda", 1.0 / rate_hz, p.chunk_size, p.cfg.model.action_dim, tcp_floor_z=TCP_FLOOR_Z)
+    executor = sim_executor(rate_hz, p.chunk_size, p.cfg.model.action_dim)
     extra = layout_features(w.env, seed, layout)
     r = run_episode(
         w.env,

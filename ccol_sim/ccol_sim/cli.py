@@ -59,6 +59,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         tcp_floor=not args.no_tcp_floor,
         layout=args.layout,
         node_rate_hz=args.node_rate,
+        full_limits=args.full_limits,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -193,6 +194,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="policy cycles per second of sim time, each streaming to the simulated joint_trajectory_controller "
         "(default: the checkpoint's control rate; policy_node runs at 67)",
+    )
+    p.add_argument(
+        "--full-limits",
+        action="store_true",
+        help="the Panda's datasheet velocity and acceleration limits and no workspace box (default: policy_node's "
+        "defaults, half the limits and the box)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_eval)

@@ -22,12 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import TASKS, PandaTable
 from ccol_sim.layouts import DEFAULT_LAYOUT, UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
-from ccol_sim.sim_eval import EVAL_SEED_OFFSET, Rollout, run_episode, summarise
-from ccol_sim.teacher import TCP_FLOOR_Z
+from ccol_sim.sim_eval import EVAL_SEED_OFFSET, Rollout, run_episode, sim_executor, summarise
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +182,7 @@ def _ref_job(worker: _RefWorker, job: tuple[str, int, str, float, float]) -> Rol
     task, seed, layout, rate, max_seconds = job
     lay = layout_features(worker.env, seed, layout)
     policy = worker.policy
-    executor = ClosedLoopExecutor(
-        "panda", 1.0 / rate, policy.model.k, policy.model.action_dim, mode="ensemble", tcp_floor_z=TCP_FLOOR_Z
-    )
+    executor = sim_executor(rate, policy.model.k, policy.model.action_dim)
     r = run_episode(
         worker.env,
         lambda step, image, q: policy.chunk(q, lay, task),

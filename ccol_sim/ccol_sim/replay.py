@@ -18,12 +18,11 @@ import numpy as np
 
 from ccol_policy.bags import BagTopics, SyncConfig, find_bags, read_metadata, read_streams, synchronise
 from ccol_policy.config import preset_chunk_size
-from ccol_policy.control import DEFAULT_CONTROL_RATE_HZ, ClosedLoopExecutor, control_rate_hz
+from ccol_policy.control import DEFAULT_CONTROL_RATE_HZ, control_rate_hz
 from ccol_sim.env import PandaTable
 from ccol_sim.layouts import UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
-from ccol_sim.sim_eval import run_episode, wilson_interval
-from ccol_sim.teacher import TCP_FLOOR_Z
+from ccol_sim.sim_eval import run_episode, sim_executor, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +113,7 @@ def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> 
     labels = np.asarray(ep.action, np.float64)
     steps = len(labels) + int(settle_s * ep.rate_hz)
     padded = np.concatenate([labels, np.repeat(labels[-1:], steps - len(labels) + chunk_size, 0)])
-    executor = ClosedLoopExecutor(
-        "panda", 1.0 / ep.rate_hz, chunk_size, labels.shape[1], mode=mode, tcp_floor_z=TCP_FLOOR_Z
-    )
+    executor = sim_executor(ep.rate_hz, chunk_size, labels.shape[1], mode)
     r = run_episode(
         env,
         lambda step, image, q: padded[step : step + chunk_size],

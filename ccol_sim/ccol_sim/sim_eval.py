@@ -20,7 +20,14 @@ import torch
 
 from ccol_policy.bags import read_metadata
 from ccol_policy.checkpoint import load_checkpoint
-from ccol_policy.control import ClosedLoopExecutor, control_rate_hz, gripper_command
+from ccol_policy.control import (
+    SAFE_ACCELERATION_SCALE,
+    SAFE_VELOCITY_SCALE,
+    SAFE_WORKSPACE,
+    ClosedLoopExecutor,
+    control_rate_hz,
+    gripper_command,
+)
 from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_attention_shares, summarise_shares
 from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.metrics import smoothness
@@ -129,6 +136,33 @@ def run_episode(
     return Rollout(task, seed, success, steps, holds, np.array(executed), closest, frames, raised=executor.raised)
 
 
+def sim_executor(
+    rate_hz: float,
+    chunk_size: int,
+    action_dim: int,
+    mode: str = "ensemble",
+    ensemble_m: float = 0.01,
+    tcp_floor_z: float | None = TCP_FLOOR_Z,
+    full_limits: bool = False,
+) -> ClosedLoopExecutor:
+    """The executor of every simulated rollout (sim-eval, replay, the reference): policy_node's defaults on the
+    simulated Panda (half its velocity and acceleration limits, the workspace box; `full_limits`: the datasheet's,
+    no box) and the table's fingertip floor."""
+    scale = 1.0 if full_limits else SAFE_VELOCITY_SCALE, 1.0 if full_limits else SAFE_ACCELERATION_SCALE
+    return ClosedLoopExecutor(
+        "panda",
+        1.0 / rate_hz,
+        chunk_size,
+        action_dim,
+        mode=mode,
+        ensemble_m=ensemble_m,
+        velocity_scale=scale[0],
+        acceleration_scale=scale[1],
+        workspace=None if full_limits else SAFE_WORKSPACE,
+        tcp_floor_z=tcp_floor_z,
+    )
+
+
 def went_for_its_object(r: Rollout) -> bool:
     """Whether the object the hand came closest to is the one the instruction names (grasped first): a policy
     that ignores the words goes for whatever its scene suggests, whatever it is told."""
@@ -173,7 +207,6 @@ def rollout(
     seed: int,
     rate_hz: float,
     max_seconds: float,
-    arm_id: str = "panda",
     mode: str = "ensemble",
     ensemble_m: float = 0.01,
     record_video: bool = False,
@@ -181,19 +214,14 @@ def rollout(
     tcp_floor_z: float | None = TCP_FLOOR_Z,
     layout: str = DEFAULT_LAYOUT,
     node_rate_hz: float | None = None,
+    full_limits: bool = False,
 ) -> Rollout:
     """A policy in closed loop on the scene of `seed` in `layout`; with `attention` (CSA policies) also the attention
     shares of `AttentionProbe`. `tcp_floor_z`: the executor's fingertip floor (the table's, as the robot's
     `table_z` gives it; None: off)."""
     policy.set_instruction(task)
-    executor = ClosedLoopExecutor(
-        arm_id,
-        1.0 / rate_hz,
-        policy.chunk_size,
-        policy.cfg.model.action_dim,
-        mode=mode,
-        ensemble_m=ensemble_m,
-        tcp_floor_z=tcp_floor_z,
+    executor = sim_executor(
+        rate_hz, policy.chunk_size, policy.cfg.model.action_dim, mode, ensemble_m, tcp_floor_z, full_limits
     )
     probe = AttentionProbe(env, policy) if attention and has_csa_attention(policy) else None
     r = run_episode(
@@ -276,6 +304,7 @@ def sim_eval(
     tcp_floor: bool = True,
     layout: str = DEFAULT_LAYOUT,
     node_rate_hz: float | None = None,
+    full_limits: bool = False,
 ) -> dict[str, Any]:
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
@@ -323,6 +352,9 @@ def sim_eval(
         "seed": seed,
         "layout": layout,
         "node_rate_hz": node_rate_hz or rate,
+        "limits": "full (datasheet, no box)"
+        if full_limits
+        else "policy_node's defaults (0.5 x velocity, acceleration; box)",
         "tcp_floor_z": TCP_FLOOR_Z if tcp_floor else None,
         "tasks": summary,
     }
@@ -371,6 +403,7 @@ class _EvalJob:
     tcp_floor: bool = True
     layout: str = DEFAULT_LAYOUT
     node_rate_hz: float | None = None
+    full_limits: bool = False
 
 
 class EvalWorker:
@@ -401,6 +434,7 @@ def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
         tcp_floor_z=TCP_FLOOR_Z if job.tcp_floor else None,
         layout=job.layout,
         node_rate_hz=job.node_rate_hz,
+        full_limits=job.full_limits,
     )
 
 
