@@ -44,6 +44,26 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
     from ccol_sim.sim_eval import plot_success, sim_eval, table
 
     tasks = args.instruction or None
+    if args.through_ros:
+        from ccol_sim.through_ros import through_ros, through_ros_table
+
+        report = through_ros(
+            args.checkpoint,
+            args.out,
+            tasks=tasks,
+            episodes=args.episodes,
+            seed=args.seed,
+            device=args.device,
+            max_seconds=args.max_seconds,
+            layout=args.layout,
+            node_rate_hz=args.node_rate,
+            jtc_start_state=args.jtc_start_state,
+            progress=not args.no_progress,
+        )
+        compare = Path(args.out) / "sim_eval.json"
+        other = json.loads(compare.read_text()) if compare.exists() else None
+        log.info("through ROS:\n%s\nreport: %s", through_ros_table(report, other), Path(args.out) / "through_ros.md")
+        return 0
     report = sim_eval(
         args.checkpoint,
         args.out,
@@ -194,6 +214,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="policy cycles per second of sim time, each streaming to the simulated joint_trajectory_controller "
         "(default: the checkpoint's control rate; policy_node runs at 67)",
+    )
+    p.add_argument(
+        "--through-ros",
+        action="store_true",
+        help="run policy_node (its own process, its default rate) against sim_node over DDS on the same scenes; "
+        "beside OUT/sim_eval.json when there is one",
+    )
+    p.add_argument(
+        "--jtc-start-state",
+        default="desired",
+        choices=["desired", "measured", "last_commanded"],
+        help="with --through-ros: where the simulated joint_trajectory_controller starts each message (Jazzy with "
+        "interpolate_from_desired_state: desired; Humble: measured)",
     )
     p.add_argument(
         "--full-limits",

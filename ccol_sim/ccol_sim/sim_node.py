@@ -118,9 +118,17 @@ class SimNode(Node):
         self.create_subscription(Float64, p("gripper_command_topic"), self._on_gripper, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(self.dt, self._tick)
-        self.create_timer(1.0 / self.profile.gripper_rate_hz, self._gripper_state)
-        self.create_timer(1.0 / 30.0, self._merged_state)
-        self.create_timer(1.0 / p("camera_rate_hz"), self._camera)
+        # the other streams at their rates: of simulated time with publish_clock (every tick checks which are due),
+        # of the node clock otherwise
+        self._streams = [
+            [1.0 / self.profile.gripper_rate_hz, self._gripper_state, 0.0],
+            [1.0 / 30.0, self._merged_state, 0.0],
+            [1.0 / p("camera_rate_hz"), self._camera, 0.0],
+        ]
+        if not self.publish_clock:
+            for period, publish, _ in self._streams:
+                self.create_timer(period, publish)
+        self.peak_acceleration = np.zeros(7)  # follow: the largest desired |acceleration| per joint (rad/s^2)
         self.episodes_done = 0
         self.demo: dict[str, Any] | None = None
         if self.mode == "kinesthetic":
@@ -203,12 +211,17 @@ class SimNode(Node):
         else:
             for k in range(self.substeps):  # the controller's update at every physics step
                 measured = (self.env.joints(), self.env.joint_velocities())
-                self.target, _, _ = self.follower.update(now + k * self.physics_dt, measured)
+                self.target, _, accel = self.follower.update(now + k * self.physics_dt, measured)
+                self.peak_acceleration = np.maximum(self.peak_acceleration, np.abs(accel))
                 self.env.command(self.target, self.width)
                 self.env.step(self.physics_dt)
         if self.publish_clock:
             self.sim_time += self.dt
             self.clock_pub.publish(Clock(clock=self._stamp()))
+            for stream in self._streams:
+                if self.sim_time >= stream[2] - 1e-9:
+                    stream[1]()
+                    stream[2] = self.sim_time + stream[0]
         js = JointState(
             name=list(self.arm_joints),
             position=self.env.joints().tolist(),
