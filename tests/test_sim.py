@@ -554,3 +554,30 @@ def test_arm_servos_track_like_the_franka(env: PandaTable) -> None:
         env.step(1 / 30)
         errors.append(np.abs(env.joints() - row[:7]))
     assert np.mean(errors, axis=0).max() < 1.5e-3, np.mean(errors, axis=0)
+
+
+def test_sim_eval_through_ros_runs_policy_node_against_sim_node(synthetic_dir: Path, tmp_path: Path) -> None:
+    """The deployed path: policy_node in its own process at its default rate, sim_node over DDS on simulated time,
+    trajectories followed with JTC's rules; the report counts the same scenes as sim-eval and the followed
+    trajectories' peak desired acceleration stays within the Panda's limits."""
+    from ccol_policy.training import train
+    from ccol_sim.through_ros import through_ros, through_ros_table
+
+    from conftest import tiny_config
+
+    train(tiny_config(**{"train.steps": 5}), [synthetic_dir], tmp_path / "run", progress=False)
+    report = through_ros(
+        tmp_path / "run" / "best",
+        tmp_path / "eval",
+        tasks=["lift the pen"],
+        episodes=1,
+        max_seconds=1.5,
+        image_size=(64, 48),
+        progress=False,
+    )
+    s = report["tasks"]["lift the pen"]
+    assert s["episodes"] == 1 and report["episodes"][0]["seed"] == 1_000_000  # sim-eval's first held-out scene
+    assert report["episodes"][0]["trajectories"] > 5 and report["episodes"][0]["seconds"] >= 1.5
+    assert 0 < s["peak_over_limit"] <= 1.0, s["peak_acceleration"]
+    assert 0 < report["realtime_factor"] <= 1.05
+    assert "through ROS" in through_ros_table(report) and (tmp_path / "eval" / "through_ros.json").exists()
