@@ -32,6 +32,7 @@ from ccol_policy.eval_bag import GRIPPER_CLOSED_M, has_csa_attention, noun_atten
 from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.metrics import smoothness
 from ccol_policy.policy import CCoLPolicy, resolve_device
+from ccol_policy.robots import LIMITS
 from ccol_sim.env import OBJECTS, TASK_OBJECT, TASKS, PandaTable
 from ccol_sim.layouts import DEFAULT_LAYOUT, UNNAMED_LAYOUT
 from ccol_sim.parallel import run_jobs
@@ -65,6 +66,7 @@ class Rollout:
     frames: list[np.ndarray] = field(default_factory=list)
     attention: list[tuple[str, str, float, float]] = field(default_factory=list)  # (noun, phase, share, area)
     raised: int = 0  # targets the executor's fingertip floor moved up
+    peak_acceleration: np.ndarray = field(default_factory=lambda: np.zeros(7))  # followed trajectory, rad/s^2
 
 
 ChunkSource = Callable[[int, np.ndarray | None, np.ndarray], np.ndarray]  # (period, image, qpos8) -> chunk (k, A)
@@ -99,6 +101,7 @@ def run_episode(
     executed, frames, holds = [], [], 0
     closest = dict.fromkeys(OBJECTS, math.inf)
     success = False
+    peak = np.zeros(7)
     h = 1.0 / PHYSICS_HZ
     t, ticks, image, next_cycle, next_frame, period = 0.0, 0, None, 0.0, 0.0, 0
     while period < max_steps:
@@ -118,7 +121,8 @@ def run_episode(
                 if command.gripper is not None:
                     width = gripper_command(command.gripper, float(q[7]))
             next_cycle += 1.0 / node_rate
-        desired, _, _ = follower.update(t, (env.joints(), env.joint_velocities()))
+        desired, _, accel = follower.update(t, (env.joints(), env.joint_velocities()))
+        peak = np.maximum(peak, np.abs(accel))
         env.command(desired, width)
         env.step(h)
         ticks += 1
@@ -133,7 +137,18 @@ def run_episode(
             if success and stop_on_success:
                 break
     steps = period if success and stop_on_success else max_steps
-    return Rollout(task, seed, success, steps, holds, np.array(executed), closest, frames, raised=executor.raised)
+    return Rollout(
+        task,
+        seed,
+        success,
+        steps,
+        holds,
+        np.array(executed),
+        closest,
+        frames,
+        raised=executor.raised,
+        peak_acceleration=peak,
+    )
 
 
 def sim_executor(
@@ -383,6 +398,10 @@ def summarise(results: dict[str, list[Rollout]]) -> dict[str, dict[str, Any]]:
             "mean_steps": float(np.mean([r.steps for r in rs])),
             "holds": int(sum(r.holds for r in rs)),
             "raised_to_floor": int(sum(r.raised for r in rs)),
+            # the followed trajectories' largest desired |acceleration| over the arm's limit, worst joint
+            "peak_acceleration_over_limit": float(
+                (np.max([r.peak_acceleration for r in rs], axis=0) / LIMITS["panda"].acceleration).max()
+            ),
             "went_for_its_object": sum(went_for_its_object(r) for r in rs),
             **{
                 k: float(np.mean([s[k] for s in smooth]))
@@ -440,17 +459,19 @@ def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
 
 def table(reports: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| policy | task | success | 95% CI | went for its object | vel. fluct. | acc. fluct. | min acc. |",
-        "|---|---|---|---|---|---|---|---|",
+        "| policy | task | success | 95% CI | went for its object | vel. fluct. | acc. fluct. | min acc. "
+        "| peak desired acc. / limit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rep in reports.items():
         for task, s in rep["tasks"].items():
             lo, hi = s["ci95"]
             went = f"{s['went_for_its_object']}/{s['episodes']}" if "went_for_its_object" in s else "-"
+            peak = f"{s['peak_acceleration_over_limit']:.2f}" if "peak_acceleration_over_limit" in s else "-"
             lines.append(
                 f"| {name} | {task} | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | "
                 f"{100 * lo:.0f}-{100 * hi:.0f}% | {went} | {s['velocity_fluctuation']:.4f} | "
-                f"{s['acceleration_fluctuation']:.4f} | {s['min_acceleration']:.4f} |"
+                f"{s['acceleration_fluctuation']:.4f} | {s['min_acceleration']:.4f} | {peak} |"
             )
     return "\n".join(lines)
 
