@@ -3,7 +3,7 @@ in the drivers' sources), joint names, joint limits and the hand's geometry. The
 and the launch files read them from here.
 
 | robot | driver | distro | launch file | joints | gripper |
-| FR3 | franka_ros2 >= v2.1 (Humble) / v3.0 (Jazzy) | Humble, Jazzy | franka_bringup/launch/franka.launch.py |
+| FR3 | franka_ros2 >= v2.0.3 (Humble) / v3.0 (Jazzy) | Humble, Jazzy | franka_bringup/launch/franka.launch.py |
   fr3_joint1..7 | /franka_gripper |
 | Panda | multipanda_ros2 | Humble | franka_bringup/launch/real/franka.launch.py | panda_joint1..7 | /panda_gripper |
 

@@ -87,12 +87,14 @@ def run_episode(
     layout: str = DEFAULT_LAYOUT,
     node_rate_hz: float | None = None,
     start_state: StartState = StartState.DESIRED,
+    accelerations: list[np.ndarray] | None = None,
 ) -> Rollout:
     """One closed-loop episode through the path the robot gets: the camera renders at `rate_hz` (the training
     control rate, the D435i's 30 Hz), the node cycles at `node_rate_hz` (default: `rate_hz`; policy_node's is 67 Hz):
     each cycle asks `chunks` for a chunk (latest frame, measured joints now), steps `executor` and hands the command
     (or the hold's braking) to a `JTCFollower`, which the arm's servos follow, updated every 2 ms of sim time. The
-    arm starts near the ready pose; the scene is `seed`'s in `layout`; success is checked every control period."""
+    arm starts near the ready pose; the scene is `seed`'s in `layout`; success is checked every control period.
+    `accelerations` collects the controller's desired joint acceleration (7,) of every update."""
     env.reset(seed, layout=layout)
     executor.reset()
     node_rate = node_rate_hz or rate_hz
@@ -123,6 +125,8 @@ def run_episode(
             next_cycle += 1.0 / node_rate
         desired, _, accel = follower.update(t, (env.joints(), env.joint_velocities()))
         peak = np.maximum(peak, np.abs(accel))
+        if accelerations is not None:
+            accelerations.append(accel)
         env.command(desired, width)
         env.step(h)
         ticks += 1
