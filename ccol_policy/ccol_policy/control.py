@@ -124,12 +124,12 @@ class RateLimiter:
             # two-step dead beat: constant accelerations a, a' that put (q, v) on (g2, v_g2) two points ahead
             a = (g2 - (q + 2 * h * v)) / h**2 - (v_g2 - v) / (2 * h)
             err, rel = g1 - q, v - v_g1
-            v_next = np.clip(v + a * h, v_g1 - self._brake(-err, -rel), v_g1 + self._brake(err, rel))
+            v_next = np.minimum(np.maximum(v + a * h, v_g1 - self._brake(-err, -rel)), v_g1 + self._brake(err, rel))
             low, high = self.velocity_bounds(q)
-            v_next = np.clip(v_next, low, high)
+            v_next = np.minimum(np.maximum(v_next, low), high)
             a = (v_next - v) / h
-            a = np.clip(a, 2 * (self.lower - q - v * h) / h**2, 2 * (self.upper - q - v * h) / h**2)  # in limits
-            a = np.clip(a, -self.a_max, self.a_max)
+            a = np.minimum(np.maximum(a, 2 * (self.lower - q - v * h) / h**2), 2 * (self.upper - q - v * h) / h**2)
+            a = np.minimum(np.maximum(a, -self.a_max), self.a_max)  # the joint limits, then the acceleration limits
             q = q + v * h + 0.5 * a * h**2
             v = v + a * h
             prev = g1
@@ -234,7 +234,7 @@ class ClosedLoopExecutor:
         action_dim: int,
         mode: str = "ensemble",
         ensemble_m: float = 0.01,
-        horizon: int = 10,
+        horizon: int = 10,  # planned points per message, either mode
         max_jump: float = 0.5,
         velocity_scale: float = 1.0,
         acceleration_scale: float = 1.0,
@@ -249,7 +249,7 @@ class ClosedLoopExecutor:
         self.dt = dt
         self.mode = mode
         self.chunk_size = chunk_size
-        self.horizon = horizon if mode == "ensemble" else chunk_size - 1
+        self.horizon = min(horizon, chunk_size - 1)  # planned points per message (then the braking tail)
         self.max_jump = max_jump
         self.min_lead = min_lead
         self.ensembler = TemporalEnsembler(chunk_size, action_dim, ensemble_m)
@@ -301,7 +301,7 @@ class ClosedLoopExecutor:
             return self.ensembler.trajectory(c - 1, self.horizon + 1)
         if self._chunk is None or self._chunk[0] != s:
             self._chunk = (s, chunk)
-        return self._chunk[1][max(c - 1 - self._chunk[0], 0) :]
+        return self._chunk[1][max(c - 1 - self._chunk[0], 0) :][: self.horizon + 1]
 
     def step(self, now: float, chunk: np.ndarray, measured: np.ndarray) -> tuple[Command | None, str | None]:
         """now (s, any clock), chunk (k, A) robot units, measured (7 or 8,) -> (the command to send, None), or

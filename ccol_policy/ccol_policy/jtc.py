@@ -38,6 +38,7 @@ class _Trajectory:
     positions: np.ndarray  # (n, J)
     velocities: np.ndarray | None  # (n, J), or None for position-only points
     before: tuple[float, np.ndarray, np.ndarray] | None = None  # (time, position, velocity) set at the first sample
+    times: np.ndarray | None = None  # (n,) absolute point times, set at the first sample
 
 
 def hermite(
@@ -91,6 +92,10 @@ class JTCFollower:
         )
         return None
 
+    def needs_measured(self) -> bool:
+        """Whether the next `update` takes the measured state (a message waits and starts from it)."""
+        return self._pending is not None and self.start_state is StartState.MEASURED
+
     def update(
         self, t: float, measured: tuple[np.ndarray, np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,6 +111,7 @@ class JTCFollower:
             if traj.before is None:  # the first sample of this trajectory
                 if traj.start is None:
                     traj.start = t
+                traj.times = traj.start + traj.offsets
                 if self.start_state is StartState.DESIRED:
                     traj.before = (t if last_t is None else last_t, last_q, last_v)
                 elif self.start_state is StartState.LAST_COMMANDED:
@@ -120,7 +126,7 @@ class JTCFollower:
 
     @staticmethod
     def _sample(traj: _Trajectory, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        times = traj.start + traj.offsets
+        times = traj.times
         t_b, q_b, v_b = traj.before
         if t >= times[-1]:
             last = traj.positions[-1].copy()

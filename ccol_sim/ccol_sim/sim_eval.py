@@ -123,7 +123,8 @@ def run_episode(
                 if command.gripper is not None:
                     width = gripper_command(command.gripper, float(q[7]))
             next_cycle += 1.0 / node_rate
-        desired, _, accel = follower.update(t, (env.joints(), env.joint_velocities()))
+        measured = (env.joints(), env.joint_velocities()) if follower.needs_measured() else None
+        desired, _, accel = follower.update(t, measured)
         peak = np.maximum(peak, np.abs(accel))
         if accelerations is not None:
             accelerations.append(accel)

@@ -210,7 +210,7 @@ class SimNode(Node):
             self.env.step(self.dt)
         else:
             for k in range(self.substeps):  # the controller's update at every physics step
-                measured = (self.env.joints(), self.env.joint_velocities())
+                measured = (self.env.joints(), self.env.joint_velocities()) if self.follower.needs_measured() else None
                 self.target, _, accel = self.follower.update(now + k * self.physics_dt, measured)
                 self.peak_acceleration = np.maximum(self.peak_acceleration, np.abs(accel))
                 self.env.command(self.target, self.width)
