@@ -460,6 +460,7 @@ class PolicyNode(Node):
             return
         self.latency.add(inference_s)
         self._record_chunk(chunk, img_msg_stamp=self._image[0].header.stamp, inference_s=inference_s)
+        now = self._now()  # the message's time: after inference, so that its points' times are right on receipt
         command, reason = self.closed_loop.step(now, chunk, qpos)
         if reason:
             self._hold(reason)

@@ -80,6 +80,7 @@ def cmd_sim_eval(args: argparse.Namespace) -> int:
         layout=args.layout,
         node_rate_hz=args.node_rate,
         full_limits=args.full_limits,
+        latency_s=args.latency_ms / 1000,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")
@@ -214,6 +215,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="policy cycles per second of sim time, each streaming to the simulated joint_trajectory_controller "
         "(default: the checkpoint's control rate; policy_node runs at 67)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="a cycle's command reaches the controller this long after its frame and joints were read (inference "
+        "and delivery; the through-ROS report gives the node's)",
     )
     p.add_argument(
         "--through-ros",

@@ -88,13 +88,16 @@ def run_episode(
     node_rate_hz: float | None = None,
     start_state: StartState = StartState.DESIRED,
     accelerations: list[np.ndarray] | None = None,
+    latency_s: float = 0.0,
 ) -> Rollout:
     """One closed-loop episode through the path the robot gets: the camera renders at `rate_hz` (the training
     control rate, the D435i's 30 Hz), the node cycles at `node_rate_hz` (default: `rate_hz`; policy_node's is 67 Hz):
     each cycle asks `chunks` for a chunk (latest frame, measured joints now), steps `executor` and hands the command
     (or the hold's braking) to a `JTCFollower`, which the arm's servos follow, updated every 2 ms of sim time. The
     arm starts near the ready pose; the scene is `seed`'s in `layout`; success is checked every control period.
-    `accelerations` collects the controller's desired joint acceleration (7,) of every update."""
+    `accelerations` collects the controller's desired joint acceleration (7,) of every update. `latency_s` models
+    the node's inference and delivery time: a cycle's command, computed from the frame and joints at its start,
+    reaches the controller that much later (policy_node stamps it with the time after inference)."""
     env.reset(seed, layout=layout)
     executor.reset()
     node_rate = node_rate_hz or rate_hz
@@ -104,6 +107,7 @@ def run_episode(
     closest = dict.fromkeys(OBJECTS, math.inf)
     success = False
     peak = np.zeros(7)
+    inbox: list[tuple[float, Any, np.ndarray]] = []  # (delivery time, command, joints it was computed from)
     h = 1.0 / PHYSICS_HZ
     t, ticks, image, next_cycle, next_frame, period = 0.0, 0, None, 0.0, 0.0, 0
     while period < max_steps:
@@ -114,15 +118,20 @@ def run_episode(
             next_frame += 1.0 / rate_hz
         if t >= next_cycle - 1e-9:
             q = env.qpos8()
-            command, reason = executor.step(t, chunks(int(np.floor(t * rate_hz + 1e-9)), image, q), q)
+            chunk = chunks(int(np.floor(t * rate_hz + 1e-9)), image, q)
+            sent = t + latency_s
+            command, reason = executor.step(sent, chunk, q)
             if reason is not None:
                 holds += 1
-                command = executor.stop(t)
+                command = executor.stop(sent)
             if command is not None:
-                follower.receive(command.time_from_start(t), command.positions, command.velocities)
-                if command.gripper is not None:
-                    width = gripper_command(command.gripper, float(q[7]))
+                inbox.append((sent, command, q))
             next_cycle += 1.0 / node_rate
+        while inbox and inbox[0][0] <= t + 1e-9:
+            sent, command, q = inbox.pop(0)
+            follower.receive(command.time_from_start(sent), command.positions, command.velocities)
+            if command.gripper is not None:
+                width = gripper_command(command.gripper, float(q[7]))
         measured = (env.joints(), env.joint_velocities()) if follower.needs_measured() else None
         desired, _, accel = follower.update(t, measured)
         peak = np.maximum(peak, np.abs(accel))
@@ -235,6 +244,7 @@ def rollout(
     layout: str = DEFAULT_LAYOUT,
     node_rate_hz: float | None = None,
     full_limits: bool = False,
+    latency_s: float = 0.0,
 ) -> Rollout:
     """A policy in closed loop on the scene of `seed` in `layout`; with `attention` (CSA policies) also the attention
     shares of `AttentionProbe`. `tcp_floor_z`: the executor's fingertip floor (the table's, as the robot's
@@ -255,6 +265,7 @@ def rollout(
         record_video,
         layout=layout,
         node_rate_hz=node_rate_hz,
+        latency_s=latency_s,
     )
     if probe is not None:
         r.attention = probe.records
@@ -325,6 +336,7 @@ def sim_eval(
     layout: str = DEFAULT_LAYOUT,
     node_rate_hz: float | None = None,
     full_limits: bool = False,
+    latency_s: float = 0.0,
 ) -> dict[str, Any]:
     """Success rate (with a 95% Wilson interval) and smoothness per task; writes report.json/.md and a plot.
     Episodes run in `workers` processes (0: one per core on CPU, one on a GPU). With `attention`, also where
@@ -341,7 +353,17 @@ def sim_eval(
         raise ValueError(f"the simulator has no success test for {unknown}; tasks: {list(TASKS)}")
     jobs = [
         _EvalJob(
-            t, seed + EVAL_SEED_OFFSET + i, rate, max_seconds, i < videos, attention, tcp_floor, layout, node_rate_hz
+            t,
+            seed + EVAL_SEED_OFFSET + i,
+            rate,
+            max_seconds,
+            i < videos,
+            attention,
+            tcp_floor,
+            layout,
+            node_rate_hz=node_rate_hz,
+            full_limits=full_limits,
+            latency_s=latency_s,
         )
         for t in tasks
         for i in range(episodes)
@@ -372,6 +394,7 @@ def sim_eval(
         "seed": seed,
         "layout": layout,
         "node_rate_hz": node_rate_hz or rate,
+        "latency_s": latency_s,
         "limits": "full (datasheet, no box)"
         if full_limits
         else "policy_node's defaults (0.5 x velocity, acceleration; box)",
@@ -428,6 +451,7 @@ class _EvalJob:
     layout: str = DEFAULT_LAYOUT
     node_rate_hz: float | None = None
     full_limits: bool = False
+    latency_s: float = 0.0
 
 
 class EvalWorker:
@@ -459,6 +483,7 @@ def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
         layout=job.layout,
         node_rate_hz=job.node_rate_hz,
         full_limits=job.full_limits,
+        latency_s=job.latency_s,
     )
 
 

@@ -136,6 +136,7 @@ def through_ros(
         bar = tqdm(jobs, desc="sim-eval through ROS", unit="episode", disable=not progress)
         for task, scene in bar:
             set_enabled(False)
+            spin_until(lambda: False, 0.3)  # the stop sent on disabling arrives before the new scene, not after
             sim.new_scene(scene, layout)
             instruction.publish(String(data=task))
             spin_until(lambda task=task: status.get("instruction") == task, 30.0)
