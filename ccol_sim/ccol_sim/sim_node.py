@@ -129,6 +129,7 @@ class SimNode(Node):
             for period, publish, _ in self._streams:
                 self.create_timer(period, publish)
         self.peak_acceleration = np.zeros(7)  # follow: the largest desired |acceleration| per joint (rad/s^2)
+        self.frames_published = 0
         self.episodes_done = 0
         self.demo: dict[str, Any] | None = None
         if self.mode == "kinesthetic":
@@ -243,6 +244,7 @@ class SimNode(Node):
         self.merged_pub.publish(js)
 
     def _camera(self) -> None:
+        self.frames_published += 1
         stamp = self._stamp()
         img = self.env.render()
         h, w = img.shape[:2]
