@@ -174,6 +174,20 @@ def test_stale_camera_holds(world) -> None:
     assert spin_until(world["ex"], lambda: world["node"].commands > commands + 1, 10.0), world["node"].hold_reason
 
 
+def test_no_chunk_from_a_frame_taken_before_enabling(world) -> None:
+    """A frame from before ~/enable may show another scene (the arm guided by hand while disabled, a simulator
+    reset): the node waits for a newer one instead of predicting from it."""
+    assert spin_until(world["ex"], lambda: world["node"]._image is not None, 10.0)
+    world["robot"].camera_alive = False  # the last frame stays young enough for max_obs_age_s (1 s here)
+    _enable(world)
+    assert spin_until(world["ex"], lambda: "after enabling" in world["node"].hold_reason, 5.0), world[
+        "node"
+    ].hold_reason
+    assert world["trajs"] == [] and world["node"].commands == 0
+    world["robot"].camera_alive = True
+    assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 1, 10.0), world["node"].hold_reason
+
+
 def test_nan_joint_holds(world) -> None:
     _enable(world)
     assert spin_until(world["ex"], lambda: len(world["trajs"]) >= 2, 10.0)

@@ -245,6 +245,7 @@ class PolicyNode(Node):
         self._pending_instruction: str | None = p("instruction") or None
         self._last_gripper: float | None = None
         self._grasp_status = ""
+        self._armed_at = float("-inf")  # `~/enable` time: no chunk from a frame taken before it
         self.cycles = 0
         self.commands = 0
         self.stops = 0  # braking trajectories sent on entering a hold
@@ -356,6 +357,7 @@ class PolicyNode(Node):
             return response
         self.enabled = bool(request.data)
         self.closed_loop.restart()
+        self._armed_at = self._now()  # frames taken before this moment may show another scene (a guided arm)
         if not self.enabled:
             self._hold("disabled")
         response.success = True
@@ -377,6 +379,8 @@ class PolicyNode(Node):
             raise ObservationError("no joint state received yet")
         img_msg, img_rx = self._image
         img_stamp = self._stamp(img_msg)
+        if (img_stamp if img_stamp > 0 else img_rx) < self._armed_at:
+            raise ObservationError("waiting for a camera frame taken after enabling")
         age = self._age(img_stamp, img_rx, now)
         if age > self.max_age:
             raise ObservationError(f"camera image is {age:.3f}s old (max_obs_age_s {self.max_age})")
