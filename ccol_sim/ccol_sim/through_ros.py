@@ -143,7 +143,7 @@ def through_ros(
             # of the new scene, and on a robot a scene never jumps): wait for the instruction and fresh frames
             spin_until(lambda task=task: status.get("instruction") == task, 30.0)
             frames = sim.frames_published
-            spin_until(lambda: sim.frames_published >= frames + 3, 30.0)
+            spin_until(lambda frames=frames: sim.frames_published >= frames + 3, 30.0)
             sim.peak_acceleration[:] = 0.0
             t0, commands0 = sim.sim_time, sim.trajectories_followed
             set_enabled(True)
