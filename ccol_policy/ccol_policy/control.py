@@ -120,11 +120,15 @@ class RateLimiter:
         for i in range(len(out)):
             g1 = goals[i]
             g2 = goals[i + 1] if i + 1 < len(out) else g1 + (g1 - prev)
-            v_g1, v_g2 = (g1 - prev) / h, (g2 - g1) / h
+            g3 = goals[i + 2] if i + 2 < len(out) else g2 + (g2 - g1)
+            v_g1, v_g2 = (g2 - prev) / (2 * h), (g3 - g1) / (2 * h)  # the targets' velocities at g1 and g2
             # two-step dead beat: constant accelerations a, a' that put (q, v) on (g2, v_g2) two points ahead
             a = (g2 - (q + 2 * h * v)) / h**2 - (v_g2 - v) / (2 * h)
             err, rel = g1 - q, v - v_g1
             v_next = np.minimum(np.maximum(v + a * h, v_g1 - self._brake(-err, -rel)), v_g1 + self._brake(err, rel))
+            # and never faster than stopping before the farthest target of the horizon allows (anticipates a stop)
+            ahead_high, ahead_low = goals[i:].max(axis=0), goals[i:].min(axis=0)
+            v_next = np.minimum(np.maximum(v_next, -self._brake(q - ahead_low, -v)), self._brake(ahead_high - q, v))
             low, high = self.velocity_bounds(q)
             v_next = np.minimum(np.maximum(v_next, low), high)
             a = (v_next - v) / h
