@@ -180,7 +180,11 @@ def through_ros(
     report["checkpoint"] = str(checkpoint)
     report["jtc_start_state"] = jtc_start_state
     (out / "through_ros.json").write_text(json.dumps(report, indent=1))
-    (out / "through_ros.md").write_text(f"# sim-eval through ROS of {checkpoint}\n\n{through_ros_table(report)}\n")
+    beside = out / "sim_eval.json"  # `ccol sim-eval --out` the same folder first to see both side by side
+    other = json.loads(beside.read_text()) if beside.is_file() else None
+    (out / "through_ros.md").write_text(
+        f"# sim-eval through ROS of {checkpoint}\n\n{through_ros_table(report, other)}\n"
+    )
     return report
 
 
