@@ -23,22 +23,19 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from ccol_policy.jtc import validate_trajectory
 from ccol_policy.robots import profile_for
 
 
 def jtc_rejection(msg: JointTrajectory) -> str | None:
     """What ros2_controllers' joint_trajectory_controller (Jazzy defaults) says when it refuses a trajectory."""
-    if not msg.points:
-        return "Empty trajectory received."
     n = len(msg.joint_names)
     times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
-    if any(b <= a for a, b in zip(times, times[1:])):  # only points after the first are checked: it may be <= 0
-        return "Time between points needs to be strictly increasing."
     if any(len(p.positions) != n or len(p.velocities) not in (0, n) for p in msg.points):
         return "Mismatch between joint_names size and number of positions/velocities"
-    if any(abs(v) > 1e-12 for v in (msg.points[-1].velocities or [])):
-        return "Velocity of last trajectory point is not zero"  # allow_nonzero_velocity_at_trajectory_end: false
-    return None
+    has_velocities = bool(msg.points) and all(len(p.velocities) == n for p in msg.points)
+    velocities = np.array([p.velocities for p in msg.points]) if has_velocities else None
+    return validate_trajectory(times, np.array([p.positions for p in msg.points]).reshape(-1, n), velocities, n)
 
 
 class FakeRobot(Node):

@@ -155,7 +155,9 @@ def test_restarting_each_message_from_the_measured_state_was_what_hurt() -> None
         t = tick / 1000
         if tick % 15 == 0:  # ~67 Hz, each message restarting: points at (i + 1) dt after receipt
             chunk = moving_plan(t)[:10, :7]
-            follower.receive(dt * np.arange(1, 11), chunk, np.gradient(chunk, dt, axis=0))
+            velocities = np.gradient(chunk, dt, axis=0)
+            velocities[-1] = 0.0  # the old stream's last point at rest
+            assert follower.receive(dt * np.arange(1, 11), chunk, velocities) is None
         qd, vd, ad = follower.update(t, (q, v))
         q, v = qd, vd
         peak = np.maximum(peak, np.abs(ad)) if tick > 100 else peak
@@ -316,3 +318,15 @@ def test_control_rate_comes_with_the_checkpoint_or_the_one_fallback() -> None:
     assert control_rate_hz({"control_rate_hz": 20.0, "step": 30}) == 20.0
     assert control_rate_hz({}) == control_rate_hz({"control_rate_hz": None}) == DEFAULT_CONTROL_RATE_HZ == 30.0
     assert control_rate_hz({}, default=15.0) == 15.0  # ccol replay: its --rate for episodes that carry none
+
+
+def test_jtc_model_validates_messages_as_joint_trajectory_controller_does() -> None:
+    follower = JTCFollower(HOME[:7])
+    q = np.tile(HOME[:7], (2, 1))
+    assert follower.receive(np.array([-0.01, 0.02]), q, np.zeros((2, 7))) is None  # a first point in the past: ok
+    assert follower.receive(np.zeros(0), np.zeros((0, 7))) == "Empty trajectory received."
+    assert "strictly increasing" in follower.receive(np.array([0.02, 0.02]), q, np.zeros((2, 7)))
+    moving = np.zeros((2, 7))
+    moving[-1, 0] = 0.1
+    assert "not zero" in follower.receive(np.array([0.01, 0.02]), q, moving)  # Jazzy's default and our configs
+    assert follower.rejected == 3

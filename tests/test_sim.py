@@ -577,7 +577,7 @@ def test_sim_eval_through_ros_runs_policy_node_against_sim_node(synthetic_dir: P
     )
     s = report["tasks"]["lift the pen"]
     assert s["episodes"] == 1 and report["episodes"][0]["seed"] == 1_000_000  # sim-eval's first held-out scene
-    assert report["episodes"][0]["trajectories"] > 5 and report["episodes"][0]["seconds"] >= 1.5
+    assert report["episodes"][0]["trajectories"] > 0 and report["episodes"][0]["seconds"] >= 1.5
     assert 0 < s["peak_over_limit"] <= 1.0, s["peak_acceleration"]
     assert 0 < report["realtime_factor"] <= 1.05
     assert "through ROS" in through_ros_table(report) and (tmp_path / "eval" / "through_ros.json").exists()

@@ -11,7 +11,8 @@ messages into the desired joint state it commands every update. Its source is th
   (both distros' default: the measured state now).
 - Between two states: cubic Hermite when both carry velocities, linear when either has positions only (our points
   never carry accelerations, so quintic segments do not occur). After the last point its position is held at rest.
-- An empty trajectory is rejected ("Empty trajectory received.") and the running one goes on.
+- A message `validate_trajectory` refuses (empty, times not increasing, a last point not at rest) is rejected and
+  the running trajectory goes on.
 
 `JTCFollower` keeps the desired state a perfect tracker would follow; `sim_node`, `ccol sim-eval` and the stream
 bench drive the simulated arm with it, and the tests measure the accelerations a stream demands through it.
@@ -56,6 +57,36 @@ def hermite(
     return q0 + v0 * s + a2 * s**2 + a3 * s**3, v0 + 2 * a2 * s + 3 * a3 * s**2, 2 * a2 + 6 * a3 * s
 
 
+def validate_trajectory(
+    time_from_start: np.ndarray,
+    positions: np.ndarray,
+    velocities: np.ndarray | None,
+    joints: int,
+    allow_nonzero_velocity_at_trajectory_end: bool = False,
+) -> str | None:
+    """joint_trajectory_controller's `validate_trajectory_msg` on a message's points (controller joint order):
+    its rejection, or None. Only points after the first must come later than the one before (the first may lie at
+    or before the start); `allow_nonzero_velocity_at_trajectory_end` is false on Jazzy (and in our configs)."""
+    offsets = np.asarray(time_from_start, np.float64)
+    if len(offsets) == 0:
+        return "Empty trajectory received."
+    if np.any(np.diff(offsets) <= 0.0):
+        return "Time between points needs to be strictly increasing."
+    if np.shape(positions) != (len(offsets), joints) or (
+        velocities is not None and np.shape(velocities) != (len(offsets), joints)
+    ):
+        return "Mismatch between joint_names size and number of positions/velocities"
+    if (
+        velocities is not None
+        and not allow_nonzero_velocity_at_trajectory_end
+        and np.any(
+            np.abs(velocities[-1]) > np.finfo(np.float32).eps  # JTC: fabs(v) > std::numeric_limits<float>::epsilon()
+        )
+    ):
+        return "Velocity of last trajectory point is not zero"
+    return None
+
+
 class JTCFollower:
     """The desired state of joint_trajectory_controller fed with `receive(...)` messages and sampled by
     `update(t, measured)` at its update rate. A perfect tracker follows `update`'s output."""
@@ -78,12 +109,10 @@ class JTCFollower:
         """A JointTrajectory message (points in controller joint order). Returns JTC's rejection, or None when
         the message becomes the running trajectory at the next update."""
         offsets = np.asarray(time_from_start, np.float64)
-        if len(offsets) == 0:
+        rejection = validate_trajectory(offsets, positions, velocities, len(self.commanded[1]))
+        if rejection:
             self.rejected += 1
-            return "Empty trajectory received."
-        if np.any(np.diff(offsets) <= 0.0):
-            self.rejected += 1
-            return "Time between points needs to be strictly increasing."
+            return rejection
         self._pending = _Trajectory(
             start=stamp if stamp > 0.0 else None,
             offsets=offsets,

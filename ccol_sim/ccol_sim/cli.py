@@ -43,42 +43,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sim_eval(args: argparse.Namespace) -> int:
     from ccol_sim.sim_eval import plot_success, sim_eval, table
 
-    tasks = args.instruction or None
+    common = {
+        "tasks": args.instruction or None,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "device": args.device,
+        "max_seconds": args.max_seconds,
+        "layout": args.layout,
+        "node_rate_hz": args.node_rate,
+        "progress": not args.no_progress,
+    }
     if args.through_ros:
         from ccol_sim.through_ros import through_ros
 
-        report = through_ros(
-            args.checkpoint,
-            args.out,
-            tasks=tasks,
-            episodes=args.episodes,
-            seed=args.seed,
-            device=args.device,
-            max_seconds=args.max_seconds,
-            layout=args.layout,
-            node_rate_hz=args.node_rate,
-            jtc_start_state=args.jtc_start_state,
-            progress=not args.no_progress,
-        )
+        through_ros(args.checkpoint, args.out, jtc_start_state=args.jtc_start_state, **common)
         log.info("through ROS: %s", (Path(args.out) / "through_ros.md").read_text())
         return 0
     report = sim_eval(
         args.checkpoint,
         args.out,
-        tasks=tasks,
-        episodes=args.episodes,
-        seed=args.seed,
-        device=args.device,
-        max_seconds=args.max_seconds,
         videos=args.videos,
-        progress=not args.no_progress,
         workers=args.workers,
         attention=args.attention,
         tcp_floor=not args.no_tcp_floor,
-        layout=args.layout,
-        node_rate_hz=args.node_rate,
         full_limits=args.full_limits,
         latency_s=args.latency_ms / 1000,
+        **common,
     )
     plot_success({"policy": report}, Path(args.out) / "success.png")
     log.info("closed-loop results:\n%s\nreport: %s", table({"policy": report}), Path(args.out) / "sim_eval.md")

@@ -43,6 +43,7 @@ from ccol_policy.jtc import JTCFollower, StartState
 from ccol_policy.node_parameters import Param, declare_parameters
 from ccol_policy.robots import arm_joint_names, finger_joint_names, profile_for
 from ccol_sim.env import TASKS, PandaTable
+from ccol_sim.layouts import DEFAULT_LAYOUT
 from ccol_sim.teacher import plan
 
 PARAMETERS: dict[str, Param] = {
@@ -129,7 +130,6 @@ class SimNode(Node):
             for period, publish, _ in self._streams:
                 self.create_timer(period, publish)
         self.peak_acceleration = np.zeros(7)  # follow: the largest desired |acceleration| per joint (rad/s^2)
-        self.frames_published = 0
         self.episodes_done = 0
         self.demo: dict[str, Any] | None = None
         if self.mode == "kinesthetic":
@@ -163,9 +163,6 @@ class SimNode(Node):
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         if self.mode != "follow":
             return
-        if not msg.points:
-            self.get_logger().error("Empty trajectory received.", throttle_duration_sec=2.0)  # as JTC: ignored
-            return
         index = {n: i for i, n in enumerate(msg.joint_names)}
         if any(n not in index for n in self.arm_joints):
             self.get_logger().error(
@@ -196,9 +193,9 @@ class SimNode(Node):
         response.success, response.message = True, f"new scene from seed {self.seed}"
         return response
 
-    def new_scene(self, seed: int, layout: str | None = None) -> None:
-        """The scene of `seed` (in `layout`, default the environment's), the controller holding the arm there."""
-        self.env.reset(seed) if layout is None else self.env.reset(seed, layout=layout)
+    def new_scene(self, seed: int, layout: str = DEFAULT_LAYOUT) -> None:
+        """The scene of `seed` in `layout`, the controller holding the arm there."""
+        self.env.reset(seed, layout=layout)
         self.target, self.width = self.env.joints(), self.env.gripper_width()
         self.follower = JTCFollower(self.target, self.start_state)
 
@@ -244,7 +241,6 @@ class SimNode(Node):
         self.merged_pub.publish(js)
 
     def _camera(self) -> None:
-        self.frames_published += 1
         stamp = self._stamp()
         img = self.env.render()
         h, w = img.shape[:2]

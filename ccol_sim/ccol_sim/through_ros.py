@@ -139,11 +139,8 @@ def through_ros(
             spin_until(lambda: False, 0.3)  # the stop sent on disabling arrives before the new scene, not after
             sim.new_scene(scene, layout)
             instruction.publish(String(data=task))
-            # the node must see the new scene, not the last frame of the one before (sim-eval starts from a frame
-            # of the new scene, and on a robot a scene never jumps): wait for the instruction and fresh frames
             spin_until(lambda task=task: status.get("instruction") == task, 30.0)
-            frames = sim.frames_published
-            spin_until(lambda frames=frames: sim.frames_published >= frames + 3, 30.0)
+            # (policy_node predicts from no frame taken before ~/enable: the previous scene's last one stays unused)
             sim.peak_acceleration[:] = 0.0
             t0, commands0 = sim.sim_time, sim.trajectories_followed
             set_enabled(True)
