@@ -64,7 +64,6 @@ def main() -> int:
                     EVAL_SEED_OFFSET + i,
                     rate,
                     int(args.max_seconds * rate),
-                    stop_on_success=False,
                     layout=args.layout,
                     node_rate_hz=node_rate,
                     start_state=start,

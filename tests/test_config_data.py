@@ -74,15 +74,19 @@ def _episode(
     return path
 
 
-def test_dataset_chunks_pad_with_last_action(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rest_after_end", [True, False])
+def test_dataset_chunks_pad_with_last_action(tmp_path: Path, rest_after_end: bool) -> None:
     _episode(tmp_path / "episode_0000.hdf5", t=12)
     infos = scan_episodes([tmp_path])
     stats = compute_norm_stats(infos)
-    ds = EpisodeDataset(infos, stats, chunk_size=5, cameras=["color"], instructions=["lift the pen"])
+    ds = EpisodeDataset(
+        infos, stats, chunk_size=5, cameras=["color"], instructions=["lift the pen"], rest_after_end=rest_after_end
+    )
     assert len(ds) == 12
     s = ds[10]
     assert s["images"].shape == (1, 3, 16, 16) and s["actions"].shape == (5, 8)
-    assert s["is_pad"].tolist() == [False, False, True, True, True]
+    # at rest after the end: the held last action is a target the loss sees; ACT's mask hides it
+    assert s["is_pad"].tolist() == [False, False] + [not rest_after_end] * 3
     raw = stats.denormalise_action(s["actions"].numpy())
     np.testing.assert_allclose(raw[:, 0], [80, 88, 88, 88, 88], atol=1e-3)
 

@@ -87,7 +87,6 @@ def test_went_for_its_object_tells_the_instructed_object_from_another(env: Panda
                 seed,
                 30.0,
                 len(targets),
-                stop_on_success=False,
                 render=False,
             )
             assert went_for_its_object(r) == (TASK_OBJECT[told] == TASK_OBJECT[task]), (task, told, r.closest)
@@ -528,7 +527,7 @@ def test_franka_kinematics_match_the_simulated_arm_and_the_floor_keeps_a_low_pol
             return p[step : step + 30]
 
         executor = ClosedLoopExecutor("panda", 1 / 30, 30, 8, mode="chunk", tcp_floor_z=floor)
-        r = run_episode(env, source, executor, task, seed, 30.0, len(labels), render=False, stop_on_success=False)
+        r = run_episode(env, source, executor, task, seed, 30.0, len(labels), render=False)
         pressed[name] = (max(forces), r.raised)
     assert pressed["teacher"][1] == 0, pressed  # demonstrations replay untouched
     assert pressed["low+floor"][1] > 0 and pressed["low"][1] == 0

@@ -114,6 +114,10 @@ class DataConfig:
     num_workers: int = 2
     cache_images: bool = False  # decode every image once into shared memory (small data sets)
     default_instruction: str | None = None  # for episodes without one (e.g. plain ACT/ALOHA episodes)
+    # An episode ends at rest: its last action, repeated past the end, counts in the loss as "hold". ACT (and the
+    # paper) mask it out, which leaves a policy nothing learnt for after the task is done: it drifts and undoes
+    # the task (docs/learning_curve.md, "success that lasts"). False: ACT's mask.
+    rest_after_end: bool = True
 
 
 @dataclass

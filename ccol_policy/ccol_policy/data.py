@@ -272,8 +272,10 @@ class EpisodeDataset(Dataset):
         use_depth: bool = False,
         cache_images: bool = False,
         latent_offsets: list[int] | tuple[int, ...] = (),
+        rest_after_end: bool = True,
     ) -> None:
         self.infos = infos
+        self.rest_after_end = rest_after_end
         self.latent_offsets = tuple(latent_offsets)
         self.stats = stats
         self.k = chunk_size
@@ -305,13 +307,14 @@ class EpisodeDataset(Dataset):
         return self._files[e]
 
     def _chunk(self, e: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Action chunk (k, A) from step t and its padding mask (k,)."""
+        """Action chunk (k, A) from step t and its padding mask (k,): past the episode's end the last action is
+        repeated, masked out of the loss unless the episode ends at rest (`DataConfig.rest_after_end`)."""
         actions = self._action[e][t : t + self.k]
         n = len(actions)
         is_pad = np.zeros(self.k, dtype=bool)
-        if n < self.k:  # past the episode end: repeat the last action and mask it out of the loss
+        if n < self.k:
             actions = np.concatenate([actions, np.repeat(actions[-1:], self.k - n, 0)])
-            is_pad[n:] = True
+            is_pad[n:] = not self.rest_after_end
         return actions, is_pad
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

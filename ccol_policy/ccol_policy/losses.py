@@ -8,9 +8,15 @@ from ccol_policy.config import LossConfig
 from ccol_policy.model.ccol import CCoLOutput
 
 
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|.) || N(0, I)) of each latent dimension, averaged over the batch: (d_z,). A dimension whose KL stays
+    near 0 carries nothing (its posterior is the prior whatever the demonstration)."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|.) || N(0, I)), summed over latent dimensions and averaged over the batch."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+    return kl_per_dimension(mu, logvar).sum()
 
 
 def reconstruction_loss(

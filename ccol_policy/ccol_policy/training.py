@@ -41,7 +41,7 @@ from ccol_policy.data import (
     split_episodes,
 )
 from ccol_policy.lerobot import resolve_data_dirs
-from ccol_policy.losses import ccol_loss
+from ccol_policy.losses import ccol_loss, kl_per_dimension
 from ccol_policy.metrics import mean_smoothness, per_joint_l1
 from ccol_policy.model import CCoL, InstructionEncoder
 from ccol_policy.model.text import build_vocab
@@ -196,6 +196,7 @@ class Trainer:
             instructions=self.instructions,
             use_depth=cfg.vision.use_depth,
             cache_images=cfg.data.cache_images,
+            rest_after_end=cfg.data.rest_after_end,
         )
         offsets = cfg.model.ode.grid_offsets() if cfg.model.use_mcc else ()  # E_disc's steps (logged if weight 0)
         self.train_set = EpisodeDataset(train_infos, **ds_args, latent_offsets=offsets)
@@ -398,44 +399,56 @@ class Trainer:
 
     @torch.no_grad()
     def _predict(
-        self, batches: Iterable[list[int]], with_disc: bool = True
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+        self, batches: Iterable[list[int]], posterior: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Deployment-like chunks of validation samples -> predictions and targets in robot units (N, k, A),
-        the valid mask (N, k) and, with MCC and `with_disc`, E_disc per batch."""
-        preds, targets, valid, disc = [], [], [], []
+        the valid mask (N, k) and, with `posterior`, what the latent carries: the predictions with z from the
+        held-out chunk's posterior (its mean) instead of the prior (N, k, A), the KL per latent dimension (d_z,)
+        and, with MCC, E_disc per batch."""
+        preds, targets, valid, post, kl, disc = [], [], [], [], [], []
         for batch in self._loader(list(batches), self.val_set):
             batch = _batch_to(batch, self.device)
             out = self._forward(self.model, batch, None)  # not the DDP wrapper: rank 0 validates alone
-            if with_disc and "future_qpos" in batch:
-                disc.append(float(self._forward(self.model, batch, None, posterior=True).disc_penalty))
+            if posterior:
+                q = self._forward(self.model, batch, None, posterior=True)
+                post.append(self.stats.denormalise_action(q.actions.float().cpu().numpy()))
+                kl.append(kl_per_dimension(q.mu.float(), q.logvar.float()).cpu().numpy())
+                if q.disc_penalty is not None:
+                    disc.append(float(q.disc_penalty))
             preds.append(self.stats.denormalise_action(out.actions.float().cpu().numpy()))
             targets.append(self.stats.denormalise_action(batch["actions"].cpu().numpy()))
             valid.append(~batch["is_pad"].cpu().numpy())
-        return np.concatenate(preds), np.concatenate(targets), np.concatenate(valid), disc
+        latent = {"posterior": np.concatenate(post), "kl_per_dim": np.mean(kl, 0), "disc": disc} if post else {}
+        return np.concatenate(preds), np.concatenate(targets), np.concatenate(valid), latent
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
         """Deployment-like validation: prior latent, no expert actions; action L1 in robot units + smoothness.
         `val_l1_start`: the same L1 over the chunks that start in each held-out episode's first k steps (the
         reach from the start pose, where only the scene and the instruction tell the motion, a few percent of
-        all samples). With MCC also E_disc of the held-out episodes' encoded latents (`val_disc`): how smooth
-        the learned latent trajectory is where the encoder was not trained."""
+        all samples). What the CVAE latent carries: `val_l1_posterior`, the L1 with z encoded from the held-out
+        chunk itself (a latent that carries the demonstration's motion lowers it), and `val_kl_per_dim` (KL of
+        each latent dimension; ~0 everywhere: the posterior collapsed onto the prior). With MCC also E_disc of
+        the held-out episodes' encoded latents (`val_disc`): how smooth the learned latent trajectory is where
+        the encoder was not trained."""
         if self.val_set is None:
             return None
         self.model.eval()
         bs = self.cfg.optim.batch_size
         sampler = StepBatchSampler(len(self.val_set), bs, self.cfg.train.seed + 1, 0, self.cfg.train.val_batches, 0, 1)
-        p, t, v, disc = self._predict(sampler)
+        p, t, v, latent = self._predict(sampler)
         per_joint = per_joint_l1(p, t, v)
         smooth = mean_smoothness([c[m] for c, m in zip(p, v)])
         start = self.val_set.start_indices(self.cfg.model.chunk_size)
-        ps, ts, vs, _ = self._predict((start[i : i + bs] for i in range(0, len(start), bs)), with_disc=False)
+        ps, ts, vs, _ = self._predict((start[i : i + bs] for i in range(0, len(start), bs)), posterior=False)
         return {
             "val_l1": float(np.mean(per_joint)),
             "val_l1_start": float(np.mean(per_joint_l1(ps, ts, vs))),
             "val_l1_per_joint": per_joint,
+            "val_l1_posterior": float(np.mean(per_joint_l1(latent["posterior"], t, v))),
+            "val_kl_per_dim": [float(x) for x in latent["kl_per_dim"]],
             **{f"val_{k}": x for k, x in smooth.items()},
-            **({"val_disc": float(np.mean(disc))} if disc else {}),
+            **({"val_disc": float(np.mean(latent["disc"]))} if latent["disc"] else {}),
         }
 
     def run(self) -> TrainResult:
@@ -539,7 +552,11 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     ax1.set_xlabel("step")
     ax1.set_title("training loss terms")
     ax1.legend()
-    for key, label in (("val_l1", "all steps"), ("val_l1_start", "each episode's first k steps")):
+    for key, label in (
+        ("val_l1", "all steps"),
+        ("val_l1_start", "each episode's first k steps"),
+        ("val_l1_posterior", "z from the held-out chunk's posterior"),
+    ):
         pts = [(r["step"], r[key]) for r in history if key in r]
         if pts:
             ax2.plot(*zip(*pts), marker="o", label=label)

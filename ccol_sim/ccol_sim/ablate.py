@@ -112,7 +112,14 @@ def summarise(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         for task in reps[0]["tasks"]:
             ok = sum(r["tasks"][task]["successes"] for r in reps)
             n = sum(r["tasks"][task]["episodes"] for r in reps)
-            tasks[task] = {"successes": ok, "episodes": n, "success_rate": ok / n, "ci95": wilson_interval(ok, n)}
+            first = sum(r["tasks"][task].get("first_instant_successes", 0) for r in reps)
+            tasks[task] = {
+                "successes": ok,
+                "episodes": n,
+                "success_rate": ok / n,
+                "ci95": wilson_interval(ok, n),
+                "first_instant_successes": first,
+            }
         smooth = {k: float(np.nanmean([r["tasks"][t][k] for r in reps for t in r["tasks"]])) for k in SMOOTHNESS}
         steps = sum(s["episodes"] * s["mean_steps"] for r in reps for s in r["tasks"].values())
         rows[variant] = {
@@ -129,6 +136,8 @@ def markdown(result: dict[str, Any]) -> str:
     rows = result["variants"]
     tasks = list(next(iter(rows.values()))["tasks"])
     lines = [
+        "Success by the end state (95% CI; the first-instant count beside it).",
+        "",
         "| variant | " + " | ".join(tasks) + " | mean |",
         "|---|" + "---|" * (len(tasks) + 1),
     ]
@@ -138,7 +147,8 @@ def markdown(result: dict[str, Any]) -> str:
             s = r["tasks"][t]
             lo, hi = s["ci95"]
             cells.append(
-                f"{s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%, {100 * lo:.0f}-{100 * hi:.0f})"
+                f"{s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%, {100 * lo:.0f}-{100 * hi:.0f}; "
+                f"first instant {s.get('first_instant_successes', '-')})"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * r['mean_success']:.1f}% |")
     lines += [

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ccol_sim.layouts import DEFAULT_LAYOUT, LAYOUTS
+from ccol_sim.layouts import DEFAULT_LAYOUT, LAYOUTS, TEACHERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ccol")
 
 APPROACH_HELP = "the teacher aims its first approach this far off (cm, std per axis) and corrects above the object"
+TEACHER_HELP = (
+    "who demonstrates: 'scripted' (one speed profile, one grasp) or 'human' (per episode its own pace, pauses, "
+    "overshoots corrected, varied grasps, a hand-guided arm's tremor)"
+)
 LAYOUT_HELP = "scene layout: 'paper' (every object at its usual place +-3 cm, as the paper's real robot) or 'wide'"
 # on the paper layout, 100 scenes per task put CCoL at 45/60 and the privileged-state reference at 43/60
 # (docs/learning_curve.md); recording them costs ~4 of the demo's minutes on 2 cores
@@ -36,6 +40,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         compare_act=args.compare_act,
         seed=args.seed,
         layout=args.layout,
+        seeds=args.seeds,
+        teacher=args.teacher,
+        max_seconds=args.max_seconds,
     )
     return 0
 
@@ -108,6 +115,7 @@ def cmd_sim_record(args: argparse.Namespace) -> int:
         workers=args.workers,
         approach_error=args.approach_error_cm / 100,
         layout=args.layout,
+        teacher=args.teacher,
     )
     log.info(
         "recorded %d demonstrations (%d successful) as bags in %s", len(rows), sum(r.success for r in rows), args.out
@@ -177,7 +185,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", choices=sorted(LAYOUTS), default=DEFAULT_LAYOUT, help=LAYOUT_HELP)
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="scene seed of demonstrations and held-out scenes")
+    p.add_argument(
+        "--seeds", type=int, default=1, help="training seeds per model (0..N-1), each evaluated; report: spread"
+    )
+    p.add_argument("--teacher", choices=TEACHERS, default="scripted", help=TEACHER_HELP)
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="held-out episode length (default: 12 s, or 2 s longer than the longest demonstration)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("sim-eval", help="closed-loop rollouts of a checkpoint in the simulator")
@@ -253,6 +271,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--approach-error-cm", type=float, default=0.0, help=APPROACH_HELP)
     p.add_argument("--layout", choices=sorted(LAYOUTS), default=DEFAULT_LAYOUT, help=LAYOUT_HELP)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--teacher", choices=TEACHERS, default="scripted", help=TEACHER_HELP)
     p.add_argument("--workers", type=int, default=0, help="simulator processes (default: one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sim_record)

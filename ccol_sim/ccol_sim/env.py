@@ -1,7 +1,9 @@
 """Physics of the simulated world: reset from a seed, position control in the real Panda's joint convention,
-camera frames, success detection for the three tasks."""
+camera frames, success detection for the three tasks (at an instant, and by the end state a person judges)."""
 
 from __future__ import annotations
+
+import copy
 
 import ccol_sim.gl  # noqa: F401 - picks an offscreen GL backend before MuJoCo loads one
 
@@ -16,6 +18,7 @@ TASKS = ("lift the pen", "slide the cube", "place the cubes")
 OBJECTS = ("pen", "red_cube", "blue_cube")
 TASK_OBJECT = {"lift the pen": "pen", "slide the cube": "red_cube", "place the cubes": "red_cube"}  # grasped first
 MAX_WIDTH = 0.08
+SETTLE_S = 1.0  # the end-state test of slide and place: the hand opened, this long to settle, then the task's test
 
 
 def tune_servos(m: mujoco.MjModel) -> None:
@@ -60,6 +63,10 @@ class PandaTable:
             self.scene_option.geomgroup[:] = [0, 1, 0, 1, 0, 0]
         self.layout: Layout | None = None
         self.initial: dict[str, np.ndarray] = {}
+        body = self.model.geom_bodyid
+        name = lambda b: mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, b) or ""  # noqa: E731
+        self._arm_geoms = {g for g in range(self.model.ngeom) if name(body[g]).startswith("panda0_")}
+        self._red_geom = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "red_cube")
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int, layout: str = DEFAULT_LAYOUT) -> Layout:
@@ -165,7 +172,30 @@ class PandaTable:
 
     # ------------------------------------------------------------------ tasks
     def success(self, task: str) -> bool:
-        pen, red, blue = self.body_pos("pen"), self.body_pos("red_cube"), self.body_pos("blue_cube")
+        """The task's test now (the instant it first passes is the "first-instant" figure)."""
+        return self._test(task, self.data)
+
+    def end_state_success(self, task: str) -> bool:
+        """The task's test on the state an episode ends in, as a person watching judges it. Lift: the pen is up now
+        (still held). Slide and place: on a copy of the world (the live one is left as it is) the hand opens, the
+        arm holds its targets for `SETTLE_S`, then the task's test passes with no part of the arm touching the red
+        cube: it rests there by itself."""
+        if task == "lift the pen":
+            return self._test(task, self.data)
+        d = copy.copy(self.data)
+        d.ctrl[7:9] = MAX_WIDTH / 2
+        mujoco.mj_step(self.model, d, nstep=int(round(SETTLE_S / self.model.opt.timestep)))
+        return self._test(task, d) and not self._arm_touches_red(d)
+
+    def _arm_touches_red(self, d: mujoco.MjData) -> bool:
+        pairs = zip(d.contact.geom1[: d.ncon].tolist(), d.contact.geom2[: d.ncon].tolist(), strict=True)
+        return any(
+            (a == self._red_geom and b in self._arm_geoms) or (b == self._red_geom and a in self._arm_geoms)
+            for a, b in pairs
+        )
+
+    def _test(self, task: str, d: mujoco.MjData) -> bool:
+        pen, red, blue = (d.xpos[b] for b in (self.ids.pen, self.ids.red, self.ids.blue))
         if task == "lift the pen":
             return bool(pen[2] > self.initial["pen"][2] + 0.08)
         if task == "slide the cube":

@@ -1,5 +1,5 @@
-"""Scene layouts by name: where the pen, the cubes and the zone start. numpy only, so that the CLI can name them
-without loading the simulator."""
+"""Scene layouts by name: where the pen, the cubes and the zone start, and who demonstrates in them. numpy only,
+so that the CLI can name them without loading the simulator."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def _paper(rng: np.random.Generator) -> Layout:
 
 LAYOUTS = {"wide": _wide, "paper": _paper}
 DEFAULT_LAYOUT = "paper"  # recordings, sim-eval and the demo
+TEACHERS = ("scripted", "human")  # who demonstrates (`ccol_sim.teacher`): one way, or as a person guiding by hand
 UNNAMED_LAYOUT = "wide"  # the layout of episodes recorded before layouts had names (no "layout" in their metadata)
 
 

@@ -59,6 +59,7 @@ class DemoRow:
     seed: int
     success: bool
     path: str
+    seconds: float = 0.0  # the demonstration's length
 
 
 def record_episode(
@@ -73,10 +74,11 @@ def record_episode(
     index: int | None = None,
     approach_error: float = 0.0,
     layout: str = DEFAULT_LAYOUT,
+    teacher: str = "scripted",
 ) -> DemoRow:
-    """One scripted demonstration as the episode bag `index` (default: the next free one) in out_dir;
-    `approach_error`: the teacher's first approach aimed that far off (m, std) and corrected above the object
-    (`teacher.waypoints`)."""
+    """One demonstration by `teacher` (`teacher.TEACHERS`) as the episode bag `index` (default: the next free one)
+    in out_dir, judged by its end state; `approach_error`: the teacher's first approach aimed that far off (m, std)
+    and corrected above the object (`teacher.waypoints`)."""
     env.reset(seed, layout=layout)
     arm = arm_joint_names(arm_id)
     fingers = finger_joint_names(arm_id)
@@ -93,7 +95,8 @@ def record_episode(
         "instruction": task,
         "arm_id": arm_id,
         "topics": topics,
-        "source": "ccol_sim scripted teacher",
+        "source": f"ccol_sim {teacher} teacher",
+        "teacher": teacher,
         "sim": True,
         "seed": seed,
         "layout": layout,
@@ -106,7 +109,7 @@ def record_episode(
             int(EPOCH * 1e9),
             TS.serialize_cdr(TS.types["std_msgs/msg/String"](data=task), "std_msgs/msg/String"),
         )
-        targets = plan(env, task, np.random.default_rng(seed + 7919), joint_rate_hz, approach_error)
+        targets = plan(env, task, np.random.default_rng(seed + 7919), joint_rate_hz, approach_error, teacher)
         dt = 1.0 / joint_rate_hz
         next_frame = 0.0
         last_command = None
@@ -128,12 +131,12 @@ def record_episode(
                 last_command = row[7]
             env.command(row[:7], row[7])
             env.step(dt)
-        success = env.success(task)
+        success = env.end_state_success(task)
         path = writer.close(success=success, task=task)
     except BaseException:
         writer.discard()
         raise
-    return DemoRow(task, seed, success, str(path))
+    return DemoRow(task, seed, success, str(path), len(targets) / joint_rate_hz)
 
 
 def record_demonstrations(
@@ -146,18 +149,19 @@ def record_demonstrations(
     workers: int = 0,
     approach_error: float = 0.0,
     layout: str = DEFAULT_LAYOUT,
+    teacher: str = "scripted",
 ) -> list[DemoRow]:
     """episodes_per_task scripted demonstrations of every task as bags in out_dir (failed ones marked so), in
     `workers` processes (0: one per core). Every scene is demonstrated once per task: the same first frame with
     each instruction's motion, so only the instruction tells them apart (with one task per scene a policy can
     tell the task from the scene it memorised and ignore the words);
     `approach_error` (m) aims every demonstration's first approach off and corrects it above the object;
-    `layout` names the scene layout (`ccol_sim.layouts.LAYOUTS`)."""
+    `layout` names the scene layout (`ccol_sim.layouts.LAYOUTS`); `teacher` who demonstrates (`teacher.TEACHERS`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = next_index(out)
     jobs = [
-        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, approach_error, layout)
+        (out, first + len(tasks) * i + j, task, seed * 100_003 + i, approach_error, layout, teacher)
         for i in range(episodes_per_task)
         for j, task in enumerate(tasks)
     ]
@@ -172,6 +176,8 @@ def record_demonstrations(
     )
 
 
-def _record_job(env: PandaTable, job: tuple[Path, int, str, int, float, str]) -> DemoRow:
-    out, index, task, seed, approach_error, layout = job
-    return record_episode(env, out, task, seed, index=index, approach_error=approach_error, layout=layout)
+def _record_job(env: PandaTable, job: tuple[Path, int, str, int, float, str, str]) -> DemoRow:
+    out, index, task, seed, approach_error, layout, teacher = job
+    return record_episode(
+        env, out, task, seed, index=index, approach_error=approach_error, layout=layout, teacher=teacher
+    )

@@ -42,7 +42,8 @@ class ReplayRow:
     name: str
     instruction: str
     seed: int
-    success: bool
+    success: bool  # by the end state
+    first_instant: bool  # the task's test passed at some control period
     steps: int
     holds: int
 
@@ -93,7 +94,8 @@ def replay_in_sim(
     progress: bool = True,
     workers: int = 0,
 ) -> list[ReplayRow]:
-    """Replay every episode in its own scene; success as sim-eval judges it (at any time during the replay).
+    """Replay every episode in its own scene, `settle_s` past its labels' end; success as sim-eval judges it (by the
+    end state, the first-instant test beside it).
     `chunk_size` labels are handed to the executor per control period (default: the demo preset's chunk).
     Episodes run in `workers` processes (0: one per core)."""
     chunk_size = preset_chunk_size() if chunk_size is None else chunk_size
@@ -103,7 +105,7 @@ def replay_in_sim(
         _replay_job,
         [(ep, chunk_size, mode, settle_s) for ep in episodes],
         workers,
-        on_result=lambda done: f"success={sum(r.success for r in done)}/{len(done)}",
+        on_result=lambda done: f"success={sum(r.success for r in done)}/{len(done)} (end state)",
         desc="replay" if progress else None,
     )
 
@@ -125,7 +127,7 @@ def _replay_job(env: PandaTable, job: tuple[ReplayEpisode, int, str, float]) -> 
         render=False,
         layout=ep.layout,
     )
-    return ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.steps, r.holds)
+    return ReplayRow(ep.name, ep.instruction, ep.seed, r.success, r.first_success is not None, r.steps, r.holds)
 
 
 def replay_summary(rows: list[ReplayRow]) -> dict[str, Any]:
@@ -133,18 +135,35 @@ def replay_summary(rows: list[ReplayRow]) -> dict[str, Any]:
     for task in sorted({r.instruction for r in rows}):
         rs = [r for r in rows if r.instruction == task]
         ok = sum(r.success for r in rs)
-        tasks[task] = {"episodes": len(rs), "successes": ok, "ci95": wilson_interval(ok, len(rs))}
+        tasks[task] = {
+            "episodes": len(rs),
+            "successes": ok,
+            "ci95": wilson_interval(ok, len(rs)),
+            "first_instant_successes": sum(r.first_instant for r in rs),
+        }
     ok = sum(r.success for r in rows)
-    return {"tasks": tasks, "episodes": len(rows), "successes": ok, "success_rate": ok / max(len(rows), 1)}
+    return {
+        "tasks": tasks,
+        "episodes": len(rows),
+        "successes": ok,
+        "success_rate": ok / max(len(rows), 1),
+        "first_instant_successes": sum(r.first_instant for r in rows),
+    }
 
 
 def replay_table(rows: list[ReplayRow]) -> str:
     s = replay_summary(rows)
-    lines = ["| task | replay success | 95% CI |", "|---|---|---|"]
+    lines = ["| task | replay success (end state) | 95% CI | first instant |", "|---|---|---|---|"]
     for task, t in s["tasks"].items():
         lo, hi = t["ci95"]
-        lines.append(f"| {task} | {t['successes']}/{t['episodes']} | {100 * lo:.0f}-{100 * hi:.0f}% |")
-    lines.append(f"| all | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | |")
+        lines.append(
+            f"| {task} | {t['successes']}/{t['episodes']} | {100 * lo:.0f}-{100 * hi:.0f}% | "
+            f"{t['first_instant_successes']}/{t['episodes']} |"
+        )
+    lines.append(
+        f"| all | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | | "
+        f"{s['first_instant_successes']}/{s['episodes']} |"
+    )
     failed = [f"{r.name} ({r.instruction}, seed {r.seed})" for r in rows if not r.success]
     if failed:
         lines.append("\nfailed: " + ", ".join(failed))

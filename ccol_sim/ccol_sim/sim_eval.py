@@ -58,7 +58,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 class Rollout:
     task: str
     seed: int
-    success: bool
+    success: bool  # by the end state (`PandaTable.end_state_success`)
+    first_success: int | None  # the control period the task's test first passed (None: never)
     steps: int
     holds: int
     executed: np.ndarray  # (T, 8) commanded joint targets
@@ -82,7 +83,6 @@ def run_episode(
     rate_hz: float,
     max_steps: int,
     record_video: bool = False,
-    stop_on_success: bool = True,
     render: bool = True,
     layout: str = DEFAULT_LAYOUT,
     node_rate_hz: float | None = None,
@@ -94,7 +94,9 @@ def run_episode(
     control rate, the D435i's 30 Hz), the node cycles at `node_rate_hz` (default: `rate_hz`; policy_node's is 67 Hz):
     each cycle asks `chunks` for a chunk (latest frame, measured joints now), steps `executor` and hands the command
     (or the hold's braking) to a `JTCFollower`, which the arm's servos follow, updated every 2 ms of sim time. The
-    arm starts near the ready pose; the scene is `seed`'s in `layout`; success is checked every control period.
+    arm starts near the ready pose; the scene is `seed`'s in `layout`. Every episode runs `max_steps` control periods:
+    success is the end state's (`PandaTable.end_state_success`), and the period the task's test first passed is
+    kept beside it (the "first-instant" figure).
     `accelerations` collects the controller's desired joint acceleration (7,) of every update. `latency_s` models
     the node's inference and delivery time: a cycle's command, computed from the frame and joints at its start,
     reaches the controller that much later (policy_node stamps it with the time after inference)."""
@@ -105,7 +107,7 @@ def run_episode(
     width = env.gripper_width()
     executed, frames, holds = [], [], 0
     closest = dict.fromkeys(OBJECTS, math.inf)
-    success = False
+    first_success = None
     peak = np.zeros(7)
     inbox: list[tuple[float, Any, np.ndarray]] = []  # (delivery time, command, joints it was computed from)
     h = 1.0 / PHYSICS_HZ
@@ -147,15 +149,14 @@ def run_episode(
             hand = env.ee_pos()
             for obj in OBJECTS:
                 closest[obj] = min(closest[obj], float(np.linalg.norm(hand - env.body_pos(obj))))
-            success = success or env.success(task)
-            if success and stop_on_success:
-                break
-    steps = period if success and stop_on_success else max_steps
+            if first_success is None and env.success(task):
+                first_success = period
     return Rollout(
         task,
         seed,
-        success,
-        steps,
+        env.end_state_success(task),
+        first_success,
+        max_steps,
         holds,
         np.array(executed),
         closest,
@@ -376,7 +377,7 @@ def sim_eval(
         _eval_job,
         jobs,
         workers,
-        on_result=lambda done: f"success={sum(r.success for r in done)}/{len(done)}",
+        on_result=lambda done: f"success={sum(r.success for r in done)}/{len(done)} (end state)",
         desc=f"sim-eval {name or Path(checkpoint).parent.name}" if progress else None,
     )
     results: dict[str, list[Rollout]] = {t: [] for t in tasks}
@@ -412,17 +413,21 @@ def sim_eval(
 
 
 def summarise(results: dict[str, list[Rollout]]) -> dict[str, dict[str, Any]]:
-    """Per task: success with its 95% interval, steps, holds, floor raises, whether the hand went for the named
-    object, and the smoothness of the executed joint targets."""
+    """Per task: success by the end state with its 95% interval, the first-instant count beside it (and the mean
+    period it came at), holds, floor raises, whether the hand went for the named object, and the smoothness of the
+    executed joint targets."""
     summary = {}
     for task, rs in results.items():
         n_ok = sum(r.success for r in rs)
+        reached = [r.first_success for r in rs if r.first_success is not None]
         smooth = [smoothness(r.executed[:, :7]) for r in rs if len(r.executed) >= 3]
         summary[task] = {
             "episodes": len(rs),
             "successes": n_ok,
             "success_rate": n_ok / len(rs),
             "ci95": wilson_interval(n_ok, len(rs)),
+            "first_instant_successes": len(reached),
+            "mean_first_success_step": float(np.mean(reached)) if reached else None,
             "mean_steps": float(np.mean([r.steps for r in rs])),
             "holds": int(sum(r.holds for r in rs)),
             "raised_to_floor": int(sum(r.raised for r in rs)),
@@ -489,18 +494,19 @@ def _eval_job(worker: EvalWorker, job: _EvalJob) -> Rollout:
 
 def table(reports: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| policy | task | success | 95% CI | went for its object | vel. fluct. | acc. fluct. | min acc. "
-        "| peak desired acc. / limit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| policy | task | success (end state) | 95% CI | first instant | went for its object | vel. fluct. "
+        "| acc. fluct. | min acc. | peak desired acc. / limit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rep in reports.items():
         for task, s in rep["tasks"].items():
             lo, hi = s["ci95"]
             went = f"{s['went_for_its_object']}/{s['episodes']}" if "went_for_its_object" in s else "-"
             peak = f"{s['peak_acceleration_over_limit']:.2f}" if "peak_acceleration_over_limit" in s else "-"
+            first = f"{s['first_instant_successes']}/{s['episodes']}" if "first_instant_successes" in s else "-"
             lines.append(
                 f"| {name} | {task} | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | "
-                f"{100 * lo:.0f}-{100 * hi:.0f}% | {went} | {s['velocity_fluctuation']:.4f} | "
+                f"{100 * lo:.0f}-{100 * hi:.0f}% | {first} | {went} | {s['velocity_fluctuation']:.4f} | "
                 f"{s['acceleration_fluctuation']:.4f} | {s['min_acceleration']:.4f} | {peak} |"
             )
     return "\n".join(lines)

@@ -314,7 +314,7 @@ class SimNode(Node):
                 self.command_pub.publish(cmd)
                 self._last_command = self.width
             return
-        ok = self.env.success(task)
+        ok = self.env.end_state_success(task)
         self.episodes_done += 1
         self._pending = ("stop", self.recorder_clients["stop" if ok else "stop_failure"].call_async(Trigger.Request()))
 
