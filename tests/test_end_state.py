@@ -13,7 +13,7 @@ pytest.importorskip("mujoco", reason="mujoco not installed")
 
 from ccol_policy.control import ClosedLoopExecutor
 from ccol_sim.env import TASKS, PandaTable
-from ccol_sim.sim_eval import run_episode
+from ccol_sim.sim_eval import Rollout, run_episode
 from ccol_sim.teacher import FINAL_REST_S, HumanStyle, plan, waypoints
 
 
@@ -24,7 +24,7 @@ def env() -> PandaTable:
     e.close()
 
 
-def _labels_episode(env: PandaTable, task: str, seed: int, labels: np.ndarray):  # noqa: ANN202
+def _labels_episode(env: PandaTable, task: str, seed: int, labels: np.ndarray) -> Rollout:
     padded = np.concatenate([labels, np.repeat(labels[-1:], 30, 0)])
     executor = ClosedLoopExecutor("panda", 1 / 30, 30, 8, mode="chunk")
     return run_episode(env, lambda s, i, q: padded[s : s + 30], executor, task, seed, 30.0, len(labels), render=False)
