@@ -37,7 +37,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         approach_error=args.approach_error_cm / 100,
         eval_episodes=args.eval_episodes,
         steps=args.steps,
-        compare_act=args.compare_act,
+        compare=tuple(dict.fromkeys((["act"] if args.compare_act else []) + (args.compare or []))),
         seed=args.seed,
         layout=args.layout,
         seeds=args.seeds,
@@ -185,6 +185,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", choices=sorted(LAYOUTS), default=DEFAULT_LAYOUT, help=LAYOUT_HELP)
     p.add_argument("--eval-episodes", type=int, default=20, help="closed-loop episodes per task")
     p.add_argument("--compare-act", action="store_true", help="also train and evaluate the ACT-style baseline")
+    p.add_argument(
+        "--compare",
+        type=lambda s: [v for v in s.split(",") if v],
+        default=None,
+        help="ablation variants to train and evaluate beside CCoL, comma-separated (e.g. act,wo_mcc)",
+    )
     p.add_argument("--seed", type=int, default=0, help="scene seed of demonstrations and held-out scenes")
     p.add_argument(
         "--seeds", type=int, default=1, help="training seeds per model (0..N-1), each evaluated; report: spread"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ccol_policy.bags import BagTopics, SyncConfig
-from ccol_policy.config import load_config, resolve_preset
+from ccol_policy.config import ABLATIONS, load_config, resolve_preset
 from ccol_policy.dataset_builder import build_dataset, summary_table
 from ccol_policy.training import train
 from ccol_sim.layouts import DEFAULT_LAYOUT
@@ -35,7 +35,7 @@ def run_sim_demo(
     approach_error: float = 0.0,
     eval_episodes: int = 20,
     steps: int | None = None,
-    compare_act: bool = False,
+    compare: tuple[str, ...] = (),
     image_size: int | None = None,
     seed: int = 0,
     control_rate_hz: float = 30.0,
@@ -48,9 +48,14 @@ def run_sim_demo(
     """`image_size`: the dataset's square frames, by default what the preset's vision encoder takes; `layout`: the
     scene layout of demonstrations and held-out scenes (`ccol_sim.layouts.LAYOUTS`); `seeds`: training seeds per
     model (seed 0 in train_<model>, seed s in train_<model>_seed<s>), each evaluated on the same held-out scenes;
-    `teacher`: who demonstrates (`ccol_sim.teacher.TEACHERS`); `max_seconds`: the held-out episodes' length, by
-    default 12 s or 2 s longer than the longest demonstration: the policy must also hold a finished task."""
+    `compare`: the ablation variants trained and evaluated beside CCoL (`ccol_policy.config.ABLATIONS`: "act" the
+    ACT-style baseline, "wo_mcc" CCoL without MCC...); `teacher`: who demonstrates (`ccol_sim.teacher.TEACHERS`);
+    `max_seconds`: the held-out episodes' length, by default 12 s or 2 s longer than the longest demonstration:
+    the policy must also hold a finished task."""
     t_start = time.perf_counter()
+    unknown = [v for v in compare if v not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown} to compare; choose from {list(ABLATIONS)}")
     image_size = image_size or load_config(resolve_preset("small_cpu")).vision.image_size
     out.mkdir(parents=True, exist_ok=True)
     bags, dataset = out / "bags", out / "dataset"
@@ -99,7 +104,7 @@ def run_sim_demo(
     reference = run_reference(
         dataset, out / "reference", eval_episodes, seed, layout, ReferenceConfig(steps=reference_steps), max_seconds
     )
-    variants = {"ccol": None, **({"act": "act"} if compare_act else {})}
+    variants = {"ccol": None, **{v: v for v in compare}}
     reports = {}
     for model, ablation in variants.items():
         for s in range(seeds):
