@@ -468,10 +468,17 @@ def test_demo_pipeline_end_to_end_and_rerun_skips_stages(tmp_path: Path, caplog)
         tmp_path / "report.md"
     ).read_text()
     assert len(list((tmp_path / "eval_ccol").glob("*.gif"))) == 3
+    assert "success (end state)" in report and "first instant" in report
     caplog.clear()
-    with caplog.at_level(logging.INFO):
-        run_sim_demo(tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5, reference_steps=5)
+    with caplog.at_level(logging.INFO):  # a second training seed: the finished stages and seed 0 are reused
+        reports = run_sim_demo(
+            tmp_path, episodes_per_task=1, eval_episodes=1, steps=3, max_seconds=0.5, reference_steps=5, seeds=2
+        )
     assert "stage 1/4" not in caplog.text and "stage 2/4" not in caplog.text
+    assert "training ccol seed 1 (3 steps, small_cpu preset, seed 1)" in caplog.text
+    assert list(reports) == ["ccol seed 0", "ccol seed 1"] and (tmp_path / "train_ccol_seed1" / "best").is_dir()
+    report = (tmp_path / "report.md").read_text()
+    assert "## Training seeds" in report and "| ccol | 2 |" in report
 
 
 def _finger_table_force(env: PandaTable) -> float:

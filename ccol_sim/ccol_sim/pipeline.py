@@ -172,17 +172,24 @@ def _train_and_evaluate(
     run = out / f"train_{folder}"
     log.info("stage 3/4: training %s (%d steps, small_cpu preset, seed %d)", name, cfg.train.steps, train_seed)
     result = train(cfg, [dataset], run, device="cpu", resume=(run / "latest" / "train_state.pt").is_file())
-    log.info("stage 4/4: closed-loop evaluation of %s, %d episodes per task", name, eval_episodes)
-    report = sim_eval(
-        run / "best",
-        out / f"eval_{folder}",
-        episodes=eval_episodes,
-        seed=seed,
-        videos=1,
-        name=name,
-        max_seconds=max_seconds,
-        layout=layout,
-    )
+    evaluated = out / f"eval_{folder}" / "sim_eval.json"
+    report = json.loads(evaluated.read_text()) if evaluated.is_file() else {}
+    same = {"episodes": eval_episodes, "max_seconds": max_seconds, "layout": layout, "seed": seed}
+    fresh = evaluated.is_file() and evaluated.stat().st_mtime > (run / "best" / "meta.json").stat().st_mtime
+    if fresh and all(report.get(k) == v for k, v in same.items()):
+        log.info("stage 4/4: %s was evaluated on these scenes already (%s)", name, evaluated)
+    else:
+        log.info("stage 4/4: closed-loop evaluation of %s, %d episodes per task", name, eval_episodes)
+        report = sim_eval(
+            run / "best",
+            out / f"eval_{folder}",
+            episodes=eval_episodes,
+            seed=seed,
+            videos=1,
+            name=name,
+            max_seconds=max_seconds,
+            layout=layout,
+        )
     report["held_out_action_l1"] = result.best_val_l1
     best = json.loads((run / "best" / "meta.json").read_text()).get("validation") or {}
     report["held_out_start_l1"] = best.get("val_l1_start")

@@ -393,6 +393,8 @@ def sim_eval(
         "checkpoint": str(checkpoint),
         "control_rate_hz": rate,
         "seed": seed,
+        "episodes": episodes,
+        "max_seconds": max_seconds,
         "layout": layout,
         "node_rate_hz": node_rate_hz or rate,
         "latency_s": latency_s,
