@@ -122,3 +122,14 @@ def test_seeds_table_shows_each_seed_and_the_spread() -> None:
     assert "| ccol | 1 | 3/10 | 9/10 | 3/10 | 50% | 100% |" in text
     assert "| ccol | 2 | 60.0% | 14.1 | 50-70% | 100.0% |" in text  # mean, std (ddof 1), range over seeds
     assert "| act | 1 | 90.0% | 0.0 |" in text
+
+
+def test_a_grasped_pen_stays_in_the_hand(env: PandaTable) -> None:
+    """The Franka Hand holds a pen as long as it stays closed (soft contacts alone let it creep out in ~9 s)."""
+    env.reset(1_000_000)
+    for row in plan(env, "lift the pen", np.random.default_rng(0), 100.0):
+        env.command(row[:7], row[7])
+        env.step(0.01)
+    up = env.body_pos("pen")[2]
+    env.step(12.0)
+    assert env.body_pos("pen")[2] == pytest.approx(up, abs=0.003) and env.end_state_success("lift the pen")
