@@ -422,3 +422,25 @@ def test_lerobot_writes_the_fixtures_again_as_committed(tmp_path: Path) -> None:
             assert ep == ep2 and a.instruction == b.instruction
             np.testing.assert_array_equal(a.qpos, b.qpos)
             np.testing.assert_array_equal(a.action, b.action)
+
+
+def test_png_export_stores_images_in_the_parquet_as_lerobot_does(episodes_dir: Path, tmp_path: Path) -> None:
+    """--images png: `image` features (PNG bytes in the data parquet, {bytes, path} structs as HF datasets embeds
+    them, no mp4), for a LeRobot without a video decoder; reading back is exact, images included."""
+    out = tmp_path / "png"
+    argv = ["export-lerobot", str(episodes_dir), "--out", str(out), "--images", "png", "--no-progress"]
+    assert main(argv) == 0
+    info = json.loads((out / "meta/info.json").read_text())
+    color = info["features"]["observation.images.color"]
+    assert color["dtype"] == "image" and color["shape"] == [32, 32, 3] and "info" not in color
+    assert info["video_path"] is None and not (out / "videos").exists()
+    field = pq.read_schema(out / "data/chunk-000/file-000.parquet").field("observation.images.color")
+    assert field.type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    episodes = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet")
+    assert not [c for c in episodes.column_names if c.startswith("videos/")]
+    assert "stats/observation.images.color/mean" in episodes.column_names
+    for e, (_, r) in zip(_h5(episodes_dir), read_lerobot(out), strict=True):
+        assert r.instruction == e["instruction"]
+        np.testing.assert_array_equal(r.qpos, e["qpos"].astype(np.float32))
+        np.testing.assert_array_equal(r.action, e["action"].astype(np.float32))
+        np.testing.assert_array_equal(r.images["color"], e["color"])

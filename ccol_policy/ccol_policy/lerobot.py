@@ -230,7 +230,31 @@ class _ParquetRows:
         return self.chunk, self.file
 
 
-def _frame_table(qpos: np.ndarray, action: np.ndarray, fps: int, episode: int, start: int, task: int) -> Any:
+def _png_cells(frames: np.ndarray) -> Any:
+    """(T, H, W, 3) uint8 -> an `image` feature's column as HF datasets embeds it: struct<bytes: PNG, path>."""
+    import io
+
+    import pyarrow as pa
+    from PIL import Image
+
+    cells = []
+    for i, img in enumerate(frames):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", compress_level=6)  # LeRobot's level
+        cells.append({"bytes": buf.getvalue(), "path": f"frame-{i:06d}.png"})
+    return pa.array(cells, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+
+
+def _frame_table(
+    qpos: np.ndarray,
+    action: np.ndarray,
+    fps: int,
+    episode: int,
+    start: int,
+    task: int,
+    images: dict[str, np.ndarray] | None = None,
+) -> Any:
+    """An episode's rows of data/; images: camera -> frames for `image` features (PNG in the parquet)."""
     import pyarrow as pa
 
     t = len(qpos)
@@ -243,6 +267,7 @@ def _frame_table(qpos: np.ndarray, action: np.ndarray, fps: int, episode: int, s
         {
             STATE: vectors(qpos),
             ACTION: vectors(action),
+            **{IMAGES + cam: _png_cells(frames) for cam, frames in (images or {}).items()},
             "timestamp": pa.array(np.arange(t, dtype=np.float32) / np.float32(fps)),
             "frame_index": pa.array(np.arange(t, dtype=np.int64)),
             "episode_index": pa.array(np.full(t, episode, np.int64)),
@@ -292,8 +317,12 @@ def export_lerobot(
     codec: VideoCodec | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    image_format: str = "video",
 ) -> ExportSummary:
     """Write the HDF5 episodes of `dataset_dir` as a LeRobotDataset v3.0 in `out_dir`.
+
+    image_format: "video" (cameras as `video` features, mp4 files) or "png" (`image` features: PNG bytes in the data
+    parquet, as LeRobot stores them; readable where LeRobot has no video decoder, several times larger).
 
     fps defaults to the episodes' control_rate_hz (which must be a whole number, as LeRobot's fps is).
     Depth streams are not exported (LeRobot v3.0 has no depth feature); a warning says so."""
@@ -301,6 +330,9 @@ def export_lerobot(
 
     _check_dependencies()
     codec = codec or VideoCodec()
+    if image_format not in ("video", "png"):
+        raise LeRobotError(f"image format {image_format!r}: 'video' (mp4) or 'png' (PNG in the data parquet)")
+    as_video = image_format == "video"
     out = Path(out_dir)
     try:
         files = episode_files([dataset_dir])
@@ -327,7 +359,8 @@ def export_lerobot(
     }
     for cam in cameras:
         h, w = images0[cam].shape[1:3]
-        features[IMAGES + cam] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"]}
+        dtype = "video" if as_video else "image"
+        features[IMAGES + cam] = {"dtype": dtype, "shape": [h, w, 3], "names": ["height", "width", "channels"]}
     features.update(DEFAULT_FEATURES)
 
     tasks: list[str] = []
@@ -335,7 +368,7 @@ def export_lerobot(
     columns: dict[str, list[np.ndarray]] = {k: [] for k in (STATE, ACTION, *DEFAULT_FEATURES)}
     image_samples: dict[str, list[np.ndarray]] = {cam: [] for cam in cameras}
     data = _ParquetRows(out)
-    videos = {cam: _VideoWriter(out, IMAGES + cam, fps, codec) for cam in cameras}
+    videos = {cam: _VideoWriter(out, IMAGES + cam, fps, codec) for cam in cameras} if as_video else {}
     skipped_depth = False
     iterator: Iterable[Path] = files
     if progress:
@@ -363,7 +396,7 @@ def export_lerobot(
             if instruction not in tasks:
                 tasks.append(instruction)
             task = tasks.index(instruction)
-            table = _frame_table(qpos, action, fps, ep, total, task)
+            table = _frame_table(qpos, action, fps, ep, total, task, None if as_video else images)
             chunk, file = data.add(table)
             row: dict[str, Any] = {
                 "episode_index": ep,
@@ -374,7 +407,7 @@ def export_lerobot(
                 "dataset_from_index": total,
                 "dataset_to_index": total + len(qpos),
             }
-            for cam in cameras:
+            for cam in videos:
                 row.update(videos[cam].add_episode(images[cam]))
             ep_stats = {k: feature_stats(np.stack(table[k].to_numpy(zero_copy_only=False))) for k in (STATE, ACTION)}
             for k in DEFAULT_FEATURES:
@@ -406,7 +439,7 @@ def export_lerobot(
     for cam in cameras:
         stats[IMAGES + cam] = feature_stats(np.concatenate(image_samples[cam]), image=True)
     (out / STATS_PATH).write_text(json.dumps(_stats_json(stats), indent=2))
-    for cam in cameras:
+    for cam in videos:
         features[IMAGES + cam]["info"] = _video_info(videos[cam].root / VIDEO_PATH.format(
             video_key=IMAGES + cam, chunk_index=0, file_index=0))  # fmt: skip
     info = {
@@ -421,7 +454,7 @@ def export_lerobot(
         "fps": fps,
         "splits": {"train": f"0:{len(rows)}"},
         "data_path": DATA_PATH,
-        "video_path": VIDEO_PATH if cameras else None,
+        "video_path": VIDEO_PATH if videos else None,
         "features": features,
     }
     (out / INFO_PATH).write_text(json.dumps(info, indent=4))
