@@ -444,3 +444,19 @@ def test_png_export_stores_images_in_the_parquet_as_lerobot_does(episodes_dir: P
         np.testing.assert_array_equal(r.qpos, e["qpos"].astype(np.float32))
         np.testing.assert_array_equal(r.action, e["action"].astype(np.float32))
         np.testing.assert_array_equal(r.images["color"], e["color"])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CCOL_CHECK_LEROBOT_TRAIN"),
+    reason="LeRobot's trainer needs LeRobot's own environment (lerobot 0.4.4, which the script builds in /tmp) and "
+    "minutes of CPU: set CCOL_CHECK_LEROBOT_TRAIN=1 to run scripts/check_lerobot_train.sh",
+)
+def test_lerobot_trains_act_on_the_export_and_loads_its_checkpoint(tmp_path: Path) -> None:
+    import sys
+
+    env = {**os.environ, "WORK": str(tmp_path / "work"), "CCOL_PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/check_lerobot_train.sh")], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "png export: PASS" in proc.stdout
