@@ -12,10 +12,14 @@ The layout is the one LeRobot's own writer produces (huggingface/lerobot, `src/l
     videos/observation.images.<camera>/chunk-000/file-000.mp4    all episodes' frames back to back
 
 Our episodes map onto it as: /observations/qpos -> observation.state (joints + gripper width), /action ->
-action, /observations/images/<camera> -> observation.images.<camera> (video), the instruction -> the task,
-control_rate_hz -> fps. Reading maps back the same way, so a LeRobot directory trains like our HDF5 episodes:
-it is converted once into HDF5 episodes in a cache directory (`CCOL_CACHE`, default ~/.cache/ccol), and the
-trainer reads those with its one HDF5 reader.
+action, /observations/images/<camera> -> observation.images.<camera> (video; `image_format="png"`: LeRobot's
+`image` features, PNG bytes in the data parquet), the instruction -> the task, control_rate_hz -> fps.
+
+Reading follows LeRobot's writer, not ours (the section "reading" below says what it lays out; the data sets in
+tests/data/ were written by lerobot 0.4.4 itself): any state/action size and fps, any number of `image` and
+`video` cameras, episodes spread over several data and video files, v3.x and v2.1. A LeRobot directory trains
+like our HDF5 episodes: the cameras the config uses are converted once into HDF5 episodes in a cache directory
+(`CCOL_CACHE`, default ~/.cache/ccol), and the trainer reads those with its one HDF5 reader.
 
 No torch and no rclpy here; pyarrow and PyAV are imported where they are used.
 """
