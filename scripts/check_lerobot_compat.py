@@ -78,9 +78,15 @@ def check(root: Path) -> bool:
     _torchvision_stand_in()
     from importlib.metadata import version
 
-    from ledataset.datasets.lerobot_dataset import CODEBASE_VERSION, LeRobotDataset
+    try:
+        from ledataset.datasets.lerobot_dataset import CODEBASE_VERSION, LeRobotDataset
 
-    log.info(f"lerobot-dataset {version('lerobot-dataset')} (codebase {CODEBASE_VERSION}) reading {root}")
+        package = "lerobot-dataset"
+    except ImportError:  # LeRobot itself (the environment scripts/make_lerobot_fixture.py describes)
+        from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION, LeRobotDataset
+
+        package = "lerobot"
+    log.info(f"{package} {version(package)} (codebase {CODEBASE_VERSION}) reading {root}")
     ds = LeRobotDataset("local/ccol_export", root=root, video_backend="pyav")
     meta = ds.meta
     log.info(f"episodes {meta.total_episodes}, frames {ds.num_frames}, fps {ds.fps}, tasks {list(meta.tasks.index)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -276,3 +277,186 @@ def test_v21_directories_read_like_v3(exported: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(a.qpos, b.qpos)
         np.testing.assert_array_equal(a.action, b.action)
         assert np.abs(a.images["color"].astype(int) - b.images["color"].astype(int)).mean() < 4
+
+
+# --- data sets written by LeRobot itself (tests/data/lerobot_v30_*, made by scripts/make_lerobot_fixture.py with
+# lerobot 0.4.4's LeRobotDataset.create / add_frame / save_episode / finalize) ---
+
+DATA = ROOT / "tests/data"
+
+
+def _fixture_script():
+    """scripts/make_lerobot_fixture.py as a module: its FIXTURES and episode_arrays (numpy only, no LeRobot)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_lerobot_fixture", ROOT / "scripts/make_lerobot_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["lerobot_v30_image", "lerobot_v30_video", "lerobot_v30_split"])
+def test_lerobot_written_data_sets_read_back_what_was_written(name: str) -> None:
+    fx = _fixture_script()
+    cameras, episodes, _ = fx.FIXTURES[name]
+    root = DATA / name
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 50
+    # LeRobot's layout, not ours: the task strings are the parquet's pandas index (__index_level_0__)
+    tasks = pq.read_table(root / "meta/tasks.parquet")
+    assert "task" not in tasks.column_names
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
+
+    back = list(read_lerobot(root))
+    assert [ep for ep, _ in back] == list(range(len(episodes)))
+    for (ep, got), (length, task) in zip(back, episodes):
+        state, action, images = fx.episode_arrays(ep, length, list(cameras))
+        assert got.instruction == task
+        np.testing.assert_array_equal(got.qpos, state)  # float32 in parquet: exact
+        np.testing.assert_array_equal(got.action, action)
+        assert sorted(got.images) == sorted(cameras)
+        for cam, dtype in cameras.items():
+            assert got.images[cam].shape == images[cam].shape == (length, 48, 64, 3)
+            if dtype == "image":  # PNG in the data parquet: lossless
+                np.testing.assert_array_equal(got.images[cam], images[cam])
+                continue
+            err = np.abs(got.images[cam].astype(int) - images[cam].astype(int)).mean()
+            neighbour = np.abs(got.images[cam][:-1].astype(int) - images[cam][1:].astype(int)).mean()
+            assert err < 4 and err < neighbour, (err, neighbour)  # AV1 is lossy; frame t is frame t
+
+
+def test_lerobot_written_layouts_cover_shared_and_split_files() -> None:
+    """The video fixture keeps both episodes in one mp4 per camera (the second from a later timestamp); the split
+    fixture has each episode in its own data parquet and mp4."""
+    video = pq.read_table(DATA / "lerobot_v30_video/meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    key = "videos/observation.images.top"
+    assert [e[f"{key}/file_index"] for e in video] == [0, 0] and video[1][f"{key}/from_timestamp"] > 0
+    split = pq.read_table(DATA / "lerobot_v30_split/meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [e["data/file_index"] for e in split] == [e[f"{key}/file_index"] for e in split] == [0, 1]
+    assert json.loads((DATA / "lerobot_v30_split/meta/info.json").read_text())["total_tasks"] == 1
+
+
+def test_ccol_train_on_a_lerobot_written_data_set(tmp_path: Path, monkeypatch) -> None:
+    """The bar: `ccol train` converts LeRobot's own 14-dim, 50 fps data set with an `image` camera and trains, the
+    instructions taken from LeRobot's tasks.parquet."""
+    monkeypatch.setenv("CCOL_CACHE", str(tmp_path / "cache"))
+    cfg = {**TINY, "train": {**TINY["train"], "steps": 4, "eval_every": 2, "save_every": 2, "log_every": 2}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    argv = ["train", str(DATA / "lerobot_v30_image"), "--out", str(tmp_path / "run"), "--no-progress"]
+    argv += ["--config", str(tmp_path / "tiny.yaml"), "--set", "vision.cameras=[top]"]
+    assert main([*argv, "--set", "model.state_dim=14", "--set", "model.action_dim=14"]) == 0
+    meta = json.loads((tmp_path / "run/best/meta.json").read_text())
+    assert sorted(meta["instructions"]) == ["insert the peg into the socket", "transfer the cube to the right arm"]
+    assert meta["control_rate_hz"] == 50
+    assert len(meta["validation"]["val_l1_per_joint"]) == 14
+
+
+def test_camera_names_that_do_not_match_list_the_data_sets_cameras(tmp_path: Path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("CCOL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(LeRobotError, match=r"\['color'\] not in .* it has top \(observation.images.top\)"):
+        resolve_data_dirs([DATA / "lerobot_v30_image"], cameras=["color"])
+    with pytest.raises(LeRobotError, match=r"it has top \(observation.images.top\), left_wrist"):
+        list(read_lerobot(DATA / "lerobot_v30_video", cameras=["top", "wrist"]))
+    assert not (tmp_path / "cache").exists()  # checked before anything is converted
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    argv = ["train", str(DATA / "lerobot_v30_image"), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*argv, "--config", str(tmp_path / "tiny.yaml")]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0] and "vision.cameras=[top]" in errors[0]
+
+
+def test_a_directory_of_no_known_kind_gets_one_line_saying_what_was_expected(tmp_path: Path, caplog) -> None:
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("not data")
+    bags = tmp_path / "bags"
+    (bags / "episode_0").mkdir(parents=True)
+    (bags / "episode_0/metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    partial = tmp_path / "partial"  # a LeRobot data set without meta/info.json (an interrupted download)
+    shutil.copytree(DATA / "lerobot_v30_image", partial)
+    (partial / "meta/info.json").unlink()
+    expected = {
+        other: "expected HDF5 episodes (*.hdf5), a LeRobot data set (meta/info.json)",
+        bags: "rosbag2 bags; build episodes from them first (ccol build-dataset",
+        partial: "LeRobot data without meta/info.json",
+    }
+    for d, text in expected.items():
+        caplog.clear()
+        argv = ["train", str(d), "--out", str(tmp_path / "run"), "--config", str(tmp_path / "tiny.yaml")]
+        assert main([*argv, "--no-progress"]) == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and "\n" not in errors[0] and text in errors[0], errors
+
+
+def test_task_strings_are_found_however_pandas_stored_the_index(tmp_path: Path) -> None:
+    """tasks.parquet from a DataFrame indexed by the task: LeRobot's unnamed index (__index_level_0__), an index
+    named otherwise (the pandas metadata names the column), or a plain `task` column."""
+    from ccol_policy.lerobot import _tasks
+
+    tasks = ["lift the pen", "place the cubes"]
+    for column in ("__index_level_0__", "prompt", "task"):
+        meta = {"index_columns": [column] if column != "task" else [{"kind": "range"}], "columns": []}
+        table = pa.table({"task_index": [1, 0], column: tasks[::-1]})
+        root = tmp_path / column
+        (root / "meta").mkdir(parents=True)
+        pq.write_table(table.replace_schema_metadata({"pandas": json.dumps(meta)}), root / "meta/tasks.parquet")
+        assert _tasks(root, "v3.0") == {0: "lift the pen", 1: "place the cubes"}
+    (tmp_path / "bad/meta").mkdir(parents=True)
+    pq.write_table(pa.table({"task_index": [0], "n": [1]}), tmp_path / "bad/meta/tasks.parquet")
+    with pytest.raises(LeRobotError, match="no task strings"):
+        _tasks(tmp_path / "bad", "v3.0")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("LEROBOT_PYTHON"),
+    reason="LeRobot's writer (lerobot 0.4.4) lives in its own venv, not CI's: set LEROBOT_PYTHON to its python to "
+    "write the fixtures again with scripts/make_lerobot_fixture.py (its docstring has the setup)",
+)
+def test_lerobot_writes_the_fixtures_again_as_committed(tmp_path: Path) -> None:
+    script = ROOT / "scripts/make_lerobot_fixture.py"
+    proc = subprocess.run([os.environ["LEROBOT_PYTHON"], str(script), "--out", str(tmp_path)], capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    for name in _fixture_script().FIXTURES:
+        for (ep, a), (ep2, b) in zip(read_lerobot(DATA / name), read_lerobot(tmp_path / name), strict=True):
+            assert ep == ep2 and a.instruction == b.instruction
+            np.testing.assert_array_equal(a.qpos, b.qpos)
+            np.testing.assert_array_equal(a.action, b.action)
+
+
+def test_png_export_stores_images_in_the_parquet_as_lerobot_does(episodes_dir: Path, tmp_path: Path) -> None:
+    """--images png: `image` features (PNG bytes in the data parquet, {bytes, path} structs as HF datasets embeds
+    them, no mp4), for a LeRobot without a video decoder; reading back is exact, images included."""
+    out = tmp_path / "png"
+    argv = ["export-lerobot", str(episodes_dir), "--out", str(out), "--images", "png", "--no-progress"]
+    assert main(argv) == 0
+    info = json.loads((out / "meta/info.json").read_text())
+    color = info["features"]["observation.images.color"]
+    assert color["dtype"] == "image" and color["shape"] == [32, 32, 3] and "info" not in color
+    assert info["video_path"] is None and not (out / "videos").exists()
+    field = pq.read_schema(out / "data/chunk-000/file-000.parquet").field("observation.images.color")
+    assert field.type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    episodes = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet")
+    assert not [c for c in episodes.column_names if c.startswith("videos/")]
+    assert "stats/observation.images.color/mean" in episodes.column_names
+    for e, (_, r) in zip(_h5(episodes_dir), read_lerobot(out), strict=True):
+        assert r.instruction == e["instruction"]
+        np.testing.assert_array_equal(r.qpos, e["qpos"].astype(np.float32))
+        np.testing.assert_array_equal(r.action, e["action"].astype(np.float32))
+        np.testing.assert_array_equal(r.images["color"], e["color"])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CCOL_CHECK_LEROBOT_TRAIN"),
+    reason="LeRobot's trainer needs LeRobot's own environment (lerobot 0.4.4, which the script builds in /tmp) and "
+    "minutes of CPU: set CCOL_CHECK_LEROBOT_TRAIN=1 to run scripts/check_lerobot_train.sh",
+)
+def test_lerobot_trains_act_on_the_export_and_loads_its_checkpoint(tmp_path: Path) -> None:
+    import sys
+
+    env = {**os.environ, "WORK": str(tmp_path / "work"), "CCOL_PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/check_lerobot_train.sh")], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "png export: PASS" in proc.stdout

@@ -182,6 +182,7 @@ def cmd_export_lerobot(args: argparse.Namespace) -> int:
             codec=codec,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            image_format=args.images,
         )
     log.info(
         "wrote LeRobotDataset v3.0 to %s: %d episodes, %d frames at %d fps, cameras %s, tasks %s",
@@ -275,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--vcodec", default="libsvtav1", help="video codec (LeRobot's default libsvtav1, or h264)")
     p.add_argument("--crf", type=int, default=30, help="video quality (lower is closer to the original frames)")
+    p.add_argument(
+        "--images",
+        choices=("video", "png"),
+        default="video",
+        help="cameras as mp4 video (default) or as PNG in the data parquet (LeRobot's `image` features: no video "
+        "decoder needed to read them)",
+    )
     p.add_argument("--image-size", default="224x224", help="bags: WxH of the stored images")
     p.add_argument("--no-progress", action="store_true")
     _add_bag_args(p)

@@ -91,7 +91,16 @@ def episode_files(dirs: list[str | Path]) -> list[Path]:
             raise DatasetError(f"dataset directory {d} does not exist")
         files.extend(sorted(d.glob("*.hdf5")) + sorted(d.glob("*.h5")))
     if not files:
-        raise DatasetError(f"no episodes (*.hdf5) in {', '.join(str(d) for d in dirs)}: record or convert some first")
+        where = ", ".join(str(d) for d in dirs)
+        if any((p / "metadata.yaml").is_file() for d in dirs for p in (Path(d), *Path(d).iterdir())):
+            raise DatasetError(
+                f"no episodes in {where}: it holds rosbag2 bags; build episodes from them first "
+                f"(ccol build-dataset {where} --out DIR)"
+            )
+        raise DatasetError(
+            f"no episodes in {where}: expected HDF5 episodes (*.hdf5), a LeRobot data set (meta/info.json) "
+            "or, for build-dataset and export-lerobot, a directory of rosbag2 episode bags"
+        )
     return files
 
 

@@ -12,10 +12,14 @@ The layout is the one LeRobot's own writer produces (huggingface/lerobot, `src/l
     videos/observation.images.<camera>/chunk-000/file-000.mp4    all episodes' frames back to back
 
 Our episodes map onto it as: /observations/qpos -> observation.state (joints + gripper width), /action ->
-action, /observations/images/<camera> -> observation.images.<camera> (video), the instruction -> the task,
-control_rate_hz -> fps. Reading maps back the same way, so a LeRobot directory trains like our HDF5 episodes:
-it is converted once into HDF5 episodes in a cache directory (`CCOL_CACHE`, default ~/.cache/ccol), and the
-trainer reads those with its one HDF5 reader.
+action, /observations/images/<camera> -> observation.images.<camera> (video; `image_format="png"`: LeRobot's
+`image` features, PNG bytes in the data parquet), the instruction -> the task, control_rate_hz -> fps.
+
+Reading follows LeRobot's writer, not ours (the section "reading" below says what it lays out; the data sets in
+tests/data/ were written by lerobot 0.4.4 itself): any state/action size and fps, any number of `image` and
+`video` cameras, episodes spread over several data and video files, v3.x and v2.1. A LeRobot directory trains
+like our HDF5 episodes: the cameras the config uses are converted once into HDF5 episodes in a cache directory
+(`CCOL_CACHE`, default ~/.cache/ccol), and the trainer reads those with its one HDF5 reader.
 
 No torch and no rclpy here; pyarrow and PyAV are imported where they are used.
 """
@@ -230,7 +234,31 @@ class _ParquetRows:
         return self.chunk, self.file
 
 
-def _frame_table(qpos: np.ndarray, action: np.ndarray, fps: int, episode: int, start: int, task: int) -> Any:
+def _png_cells(frames: np.ndarray) -> Any:
+    """(T, H, W, 3) uint8 -> an `image` feature's column as HF datasets embeds it: struct<bytes: PNG, path>."""
+    import io
+
+    import pyarrow as pa
+    from PIL import Image
+
+    cells = []
+    for i, img in enumerate(frames):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", compress_level=6)  # LeRobot's level
+        cells.append({"bytes": buf.getvalue(), "path": f"frame-{i:06d}.png"})
+    return pa.array(cells, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+
+
+def _frame_table(
+    qpos: np.ndarray,
+    action: np.ndarray,
+    fps: int,
+    episode: int,
+    start: int,
+    task: int,
+    images: dict[str, np.ndarray] | None = None,
+) -> Any:
+    """An episode's rows of data/; images: camera -> frames for `image` features (PNG in the parquet)."""
     import pyarrow as pa
 
     t = len(qpos)
@@ -243,6 +271,7 @@ def _frame_table(qpos: np.ndarray, action: np.ndarray, fps: int, episode: int, s
         {
             STATE: vectors(qpos),
             ACTION: vectors(action),
+            **{IMAGES + cam: _png_cells(frames) for cam, frames in (images or {}).items()},
             "timestamp": pa.array(np.arange(t, dtype=np.float32) / np.float32(fps)),
             "frame_index": pa.array(np.arange(t, dtype=np.int64)),
             "episode_index": pa.array(np.full(t, episode, np.int64)),
@@ -292,8 +321,12 @@ def export_lerobot(
     codec: VideoCodec | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    image_format: str = "video",
 ) -> ExportSummary:
     """Write the HDF5 episodes of `dataset_dir` as a LeRobotDataset v3.0 in `out_dir`.
+
+    image_format: "video" (cameras as `video` features, mp4 files) or "png" (`image` features: PNG bytes in the data
+    parquet, as LeRobot stores them; readable where LeRobot has no video decoder, several times larger).
 
     fps defaults to the episodes' control_rate_hz (which must be a whole number, as LeRobot's fps is).
     Depth streams are not exported (LeRobot v3.0 has no depth feature); a warning says so."""
@@ -301,6 +334,9 @@ def export_lerobot(
 
     _check_dependencies()
     codec = codec or VideoCodec()
+    if image_format not in ("video", "png"):
+        raise LeRobotError(f"image format {image_format!r}: 'video' (mp4) or 'png' (PNG in the data parquet)")
+    as_video = image_format == "video"
     out = Path(out_dir)
     try:
         files = episode_files([dataset_dir])
@@ -327,7 +363,8 @@ def export_lerobot(
     }
     for cam in cameras:
         h, w = images0[cam].shape[1:3]
-        features[IMAGES + cam] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"]}
+        dtype = "video" if as_video else "image"
+        features[IMAGES + cam] = {"dtype": dtype, "shape": [h, w, 3], "names": ["height", "width", "channels"]}
     features.update(DEFAULT_FEATURES)
 
     tasks: list[str] = []
@@ -335,7 +372,7 @@ def export_lerobot(
     columns: dict[str, list[np.ndarray]] = {k: [] for k in (STATE, ACTION, *DEFAULT_FEATURES)}
     image_samples: dict[str, list[np.ndarray]] = {cam: [] for cam in cameras}
     data = _ParquetRows(out)
-    videos = {cam: _VideoWriter(out, IMAGES + cam, fps, codec) for cam in cameras}
+    videos = {cam: _VideoWriter(out, IMAGES + cam, fps, codec) for cam in cameras} if as_video else {}
     skipped_depth = False
     iterator: Iterable[Path] = files
     if progress:
@@ -363,7 +400,7 @@ def export_lerobot(
             if instruction not in tasks:
                 tasks.append(instruction)
             task = tasks.index(instruction)
-            table = _frame_table(qpos, action, fps, ep, total, task)
+            table = _frame_table(qpos, action, fps, ep, total, task, None if as_video else images)
             chunk, file = data.add(table)
             row: dict[str, Any] = {
                 "episode_index": ep,
@@ -374,7 +411,7 @@ def export_lerobot(
                 "dataset_from_index": total,
                 "dataset_to_index": total + len(qpos),
             }
-            for cam in cameras:
+            for cam in videos:
                 row.update(videos[cam].add_episode(images[cam]))
             ep_stats = {k: feature_stats(np.stack(table[k].to_numpy(zero_copy_only=False))) for k in (STATE, ACTION)}
             for k in DEFAULT_FEATURES:
@@ -406,7 +443,7 @@ def export_lerobot(
     for cam in cameras:
         stats[IMAGES + cam] = feature_stats(np.concatenate(image_samples[cam]), image=True)
     (out / STATS_PATH).write_text(json.dumps(_stats_json(stats), indent=2))
-    for cam in cameras:
+    for cam in videos:
         features[IMAGES + cam]["info"] = _video_info(videos[cam].root / VIDEO_PATH.format(
             video_key=IMAGES + cam, chunk_index=0, file_index=0))  # fmt: skip
     info = {
@@ -421,7 +458,7 @@ def export_lerobot(
         "fps": fps,
         "splits": {"train": f"0:{len(rows)}"},
         "data_path": DATA_PATH,
-        "video_path": VIDEO_PATH if cameras else None,
+        "video_path": VIDEO_PATH if videos else None,
         "features": features,
     }
     (out / INFO_PATH).write_text(json.dumps(info, indent=4))
@@ -454,11 +491,31 @@ def _video_info(path: Path) -> dict[str, Any]:
         }
 
 
-# --- reading (v3.0, and v2.1: one parquet and one mp4 per episode, tasks and episodes in jsonl) ---
+# --- reading: what LeRobot's writer lays out (huggingface/lerobot src/lerobot/datasets/: lerobot_dataset.py,
+# utils.py; v2.1 as lerobot 0.3 wrote it) ---
+#
+# v3.0: meta/tasks.parquet is `pd.DataFrame({"task_index": ...}, index=tasks).to_parquet(...)`: the task strings
+# are the pandas index, stored as the column that the pandas metadata's index_columns names (`__index_level_0__`
+# for LeRobot's unnamed index, `task` where the index has that name). meta/episodes/chunk-*/file-*.parquet: a row
+# per episode with its data file (data/chunk_index, data/file_index) and, per video camera, its mp4 file and the
+# from/to timestamps of the episode in it; a writer starts a new data (video) file once one reaches
+# data_files_size_in_mb (video_files_size_in_mb), so episodes are spread over files. `image` cameras are PNG bytes
+# in the data parquet ({bytes, path} structs, as HF datasets embeds them); `video` cameras are looked up at
+# from_timestamp + each frame's timestamp.
+# v2.1: meta/tasks.jsonl and meta/episodes.jsonl, one parquet and one mp4 per episode (info's data_path and
+# video_path with episode_chunk and episode_index), video timestamps from 0.
+
+LEROBOT_EXPECTED = "a LeRobot data set (meta/info.json, meta/, data/ and videos/ as LeRobot writes them)"
 
 
 def is_lerobot_dir(path: str | Path) -> bool:
     return (Path(path) / INFO_PATH).is_file()
+
+
+def looks_like_lerobot(path: str | Path) -> bool:
+    """Part of a LeRobot data set without its meta/info.json (an interrupted download or copy)."""
+    p = Path(path)
+    return (p / TASKS_PATH).is_file() or (p / "meta/tasks.jsonl").is_file() or any(p.glob("data/*/*.parquet"))
 
 
 def read_info(root: str | Path) -> dict[str, Any]:
@@ -478,130 +535,252 @@ def read_info(root: str | Path) -> dict[str, Any]:
     missing = [k for k in (STATE, ACTION) if k not in features]
     if missing:
         raise LeRobotError(f"{root}: features {missing} missing; ccol trains on {STATE} and {ACTION}")
+    if not isinstance(info.get("fps"), (int, float)) or info["fps"] <= 0:
+        raise LeRobotError(f"{root / INFO_PATH}: no fps")
     return info
 
 
+def camera_keys(features: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Camera name -> feature key, for every `image` or `video` feature: observation.images.<name> (a feature
+    observation.<name> outside that group, such as observation.image, is the camera <name>)."""
+    cams = {}
+    for key, ft in features.items():
+        if ft.get("dtype") in ("image", "video"):
+            cams[key.removeprefix(IMAGES) if key.startswith(IMAGES) else key.removeprefix("observation.")] = key
+    return cams
+
+
 def _tasks(root: Path, version: str) -> dict[int, str]:
+    """task_index -> task string."""
     if version == "v2.1":
-        lines = (root / "meta/tasks.jsonl").read_text().splitlines()
+        path = root / "meta/tasks.jsonl"
+        if not path.is_file():
+            raise LeRobotError(f"{path} is missing (a v2.1 data set lists its tasks there)")
+        lines = path.read_text().splitlines()
         return {int(d["task_index"]): str(d["task"]) for d in map(json.loads, filter(None, lines))}
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(root / TASKS_PATH)
-    if "task" in table.column_names:  # the pandas index, stored as a column
-        return dict(zip(table["task_index"].to_pylist(), map(str, table["task"].to_pylist())))
-    raise LeRobotError(f"{root / TASKS_PATH}: no 'task' column")
+    path = root / TASKS_PATH
+    if not path.is_file():
+        raise LeRobotError(f"{path} is missing (a v3 data set lists its tasks there)")
+    table = pq.read_table(path)
+    names = table.column_names
+    pandas_meta = json.loads((table.schema.metadata or {}).get(b"pandas", b"{}"))
+    index = [c for c in pandas_meta.get("index_columns", []) if isinstance(c, str) and c in names]
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    if "task" in names:  # a named index ("task"), or a plain column
+        column = "task"
+    elif index:  # the DataFrame's index as LeRobot writes it: __index_level_0__
+        column = index[0]
+    elif len(strings) == 1:
+        column = strings[0]
+    else:
+        raise LeRobotError(
+            f"{path}: no task strings (LeRobot writes them as the pandas index beside task_index); columns {names}"
+        )
+    tasks = [str(t) for t in table[column].to_pylist()]
+    if "task_index" in names:
+        return dict(zip((int(i) for i in table["task_index"].to_pylist()), tasks))
+    return dict(enumerate(tasks))  # LeRobot looks a task_index up by position (tasks.iloc[task_index])
 
 
 def _episodes_meta(root: Path, version: str) -> dict[int, dict[str, Any]]:
+    """episode_index -> its row of meta/episodes (v3; without the stats/ columns) or meta/episodes.jsonl (v2.1)."""
     if version == "v2.1":
-        lines = (root / "meta/episodes.jsonl").read_text().splitlines()
+        path = root / "meta/episodes.jsonl"
+        if not path.is_file():
+            return {}
+        lines = path.read_text().splitlines()
         return {int(d["episode_index"]): d for d in map(json.loads, filter(None, lines))}
     import pyarrow.parquet as pq
 
+    paths = sorted((root / "meta/episodes").glob("*/*.parquet"))
+    if not paths:
+        raise LeRobotError(
+            f"{root}: no meta/episodes/chunk-*/file-*.parquet (a v3 data set indexes its episodes there)"
+        )
     rows: dict[int, dict[str, Any]] = {}
-    for path in sorted((root / "meta/episodes").glob("*/*.parquet")):
-        table = pq.read_table(path)
-        table = table.select([c for c in table.column_names if not c.startswith("stats/")])
-        rows.update({int(r["episode_index"]): r for r in table.to_pylist()})
+    for path in paths:
+        columns = [c for c in pq.read_schema(path).names if not c.startswith("stats/")]
+        rows.update({int(r["episode_index"]): r for r in pq.read_table(path, columns=columns).to_pylist()})
     return rows
 
 
-def _decode_video(path: Path, start_s: float, n: int, fps: int) -> np.ndarray:
-    """n frames (n, H, W, 3) uint8 from the one showing at start_s (the nearest key frame before, then forward)."""
+def _data_files(root: Path, info: dict[str, Any], episodes: dict[int, dict[str, Any]]) -> list[Path]:
+    """The data parquet files, in order: the ones meta/episodes names (v3), else all under data/."""
+    named = {
+        (int(m["data/chunk_index"]), int(m["data/file_index"]))
+        for m in episodes.values()
+        if "data/chunk_index" in m and "data/file_index" in m
+    }
+    if named:
+        files = [root / info["data_path"].format(chunk_index=c, file_index=f) for c, f in sorted(named)]
+        missing = [str(p.relative_to(root)) for p in files if not p.is_file()]
+        if missing:
+            raise LeRobotError(f"{root}: data files {missing} named in meta/episodes are missing")
+        return files
+    files = sorted((root / "data").glob("**/*.parquet"))
+    if not files:
+        raise LeRobotError(f"{root}: no parquet files under data/")
+    return files
+
+
+def _vectors(column: Any) -> np.ndarray:
+    """A state or action column (fixed-size or variable lists; a scalar for a 1-dim feature) -> (T, D) float32."""
+    import pyarrow as pa
+
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_fixed_size_list(column.type):
+        return np.stack(column.to_numpy(zero_copy_only=False)).astype(np.float32).reshape(len(column), -1)
+    return np.asarray(column.to_numpy(zero_copy_only=False), np.float32).reshape(-1, 1)
+
+
+def _decode_video(path: Path, timestamps: np.ndarray, fps: float) -> np.ndarray:
+    """The frames (T, H, W, 3) uint8 shown at `timestamps` (seconds in the file): decoded from the key frame before
+    the first, each timestamp gets its nearest frame, as LeRobot looks frames up (within half a frame here)."""
     import av
 
     if not path.is_file():
         raise LeRobotError(f"video {path} is missing")
+    tol = 0.5 / fps + 1e-4
+    first, last = float(timestamps.min()) - tol, float(timestamps.max()) + tol
+    pts: list[float] = []
     frames: list[np.ndarray] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         tb = float(stream.time_base)
-        container.seek(int(start_s / tb), stream=stream, backward=True, any_frame=False)
+        container.seek(int(max(first, 0.0) / tb), stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
-            if frame.pts is not None and frame.pts * tb < start_s - 0.5 / fps:
+            if frame.pts is None:
                 continue
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == n:
+            t = frame.pts * tb
+            if t < first:
+                continue
+            if t > last:
                 break
-    if len(frames) < n:
-        raise LeRobotError(f"{path}: {len(frames)} frames from {start_s:.3f} s, the episode has {n}")
-    return np.stack(frames)
+            pts.append(t)
+            frames.append(frame.to_ndarray(format="rgb24"))
+    if not frames:
+        raise LeRobotError(f"{path}: no frame between {first:.3f} s and {last:.3f} s")
+    shown = np.asarray(pts)
+    nearest = np.abs(shown[None, :] - timestamps[:, None]).argmin(axis=1)
+    off = np.abs(shown[nearest] - timestamps)
+    if off.max() > tol:
+        t = float(timestamps[off.argmax()])
+        raise LeRobotError(f"{path}: no frame at {t:.3f} s (nearest {float(shown[nearest[off.argmax()]]):.3f} s)")
+    return np.stack(frames)[nearest]
 
 
-def _decode_images(column: list[Any]) -> np.ndarray:
-    """An `image` feature's parquet cells ({'bytes': PNG, 'path': ...}) -> (T, H, W, 3) uint8."""
+def _decode_images(column: list[Any], root: Path) -> np.ndarray:
+    """An `image` feature's parquet cells ({'bytes': PNG, 'path': ...}, as HF datasets embeds them; a path alone
+    is a file relative to the data set) -> (T, H, W, 3) uint8."""
     import io
 
     from PIL import Image
 
-    return np.stack([np.asarray(Image.open(io.BytesIO(c["bytes"])).convert("RGB")) for c in column])
+    def load(cell: Any) -> np.ndarray:
+        data = cell.get("bytes") if isinstance(cell, dict) else cell
+        if data is None and isinstance(cell, dict) and cell.get("path"):
+            data = (root / cell["path"]).read_bytes()
+        if data is None:
+            raise LeRobotError(f"{root}: an image cell has neither bytes nor a path")
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    return np.stack([load(c) for c in column])
 
 
-def read_lerobot(root: str | Path, progress: bool = False) -> Iterator[tuple[int, Episode]]:
-    """Yield (episode_index, Episode) for every episode of a LeRobot v3.x or v2.1 directory, in index order."""
+def check_cameras(root: Path, info: dict[str, Any], cameras: list[str] | None) -> dict[str, str]:
+    """The requested cameras (all when None) -> their feature keys; a missing one names the cameras there are."""
+    have = camera_keys(info["features"])
+    if cameras is None:
+        return have
+    missing = [c for c in cameras if c not in have]
+    if missing:
+        listed = ", ".join(f"{c} ({k})" for c, k in have.items()) or "none"
+        hint = f"; pass --set 'vision.cameras=[{','.join(have)}]'" if have else ""
+        raise LeRobotError(f"{root}: camera(s) {missing} not in this LeRobot data set; it has {listed}{hint}")
+    return {c: have[c] for c in cameras}
+
+
+def read_lerobot(
+    root: str | Path, progress: bool = False, cameras: list[str] | None = None
+) -> Iterator[tuple[int, Episode]]:
+    """Yield (episode_index, Episode) for every episode of a LeRobot v3.x or v2.1 directory, in the order LeRobot
+    stored them (episode index order). cameras: the camera names to decode (all when None)."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     _check_dependencies()
     root = Path(root)
     info = read_info(root)
-    version, fps = str(info["codebase_version"]), int(info["fps"])
+    version, fps = str(info["codebase_version"]), float(info["fps"])
     features = info["features"]
-    cameras = [k for k, f in features.items() if k.startswith(IMAGES) and f["dtype"] in ("video", "image")]
+    keys = check_cameras(root, info, cameras)
     tasks = _tasks(root, version)
     episodes = _episodes_meta(root, version)
-    files = sorted((root / "data").glob("**/*.parquet"))
+    files = _data_files(root, info, episodes) if version != "v2.1" else sorted((root / "data").glob("**/*.parquet"))
     if not files:
         raise LeRobotError(f"{root}: no parquet files under data/")
-    columns = [STATE, ACTION, "timestamp", "frame_index", "episode_index", "task_index"]
-    columns += [k for k in cameras if features[k]["dtype"] == "image"]
+    images_in_parquet = [k for k in keys.values() if features[k]["dtype"] == "image"]
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=int(info.get("total_episodes", len(episodes))), desc="read LeRobot", unit="episode")
+    seen: set[int] = set()
     for path in files:
-        table = pq.read_table(path, columns=columns)
-        ep_col = table["episode_index"].to_numpy()
-        for ep in np.unique(ep_col):
-            rows = table.filter(ep_col == ep)
-            order = np.argsort(rows["frame_index"].to_numpy())
-            rows = rows.take(order)
+        schema = pq.read_schema(path)
+        want = [STATE, ACTION, "timestamp", "frame_index", "episode_index", "task_index", *images_in_parquet]
+        absent = [c for c in want if c not in schema.names]
+        if absent:
+            raise LeRobotError(f"{path}: columns {absent} missing")
+        table = pq.read_table(path, columns=want)
+        ep_col = table["episode_index"]
+        for ep in sorted(int(e) for e in np.unique(ep_col.to_numpy())):
+            rows = table.filter(pc.equal(ep_col, ep))
+            rows = rows.take(pc.sort_indices(rows["frame_index"]))
+            n = rows.num_rows
+            meta = episodes.get(ep)
+            if version != "v2.1" and meta is None:
+                raise LeRobotError(f"{root}: episode {ep} is in {path.relative_to(root)} but not in meta/episodes")
+            if meta is not None and "length" in meta and int(meta["length"]) != n:
+                raise LeRobotError(
+                    f"{root}: episode {ep} has {n} frames in {path.relative_to(root)}, "
+                    f"meta/episodes says {meta['length']}"
+                )
             task_ids = np.unique(rows["task_index"].to_numpy())
             if len(task_ids) > 1:
-                log.warning("%s episode %d has %d tasks; training on the first", root, ep, len(task_ids))
+                log.warning("%s episode %d has %d tasks; training on its first frame's", root, ep, len(task_ids))
             first = int(rows["task_index"][0].as_py())
             if first not in tasks:
                 raise LeRobotError(f"{root}: episode {ep} has task_index {first}, not in the data set's tasks")
-            n = rows.num_rows
+            timestamps = rows["timestamp"].to_numpy().astype(np.float64)
             images: dict[str, np.ndarray] = {}
-            for key in cameras:
-                cam = key.removeprefix(IMAGES)
+            for cam, key in keys.items():
                 if features[key]["dtype"] == "image":
-                    images[cam] = _decode_images(rows[key].to_pylist())
+                    images[cam] = _decode_images(rows[key].to_pylist(), root)
                     continue
-                t0 = float(rows["timestamp"][0].as_py())
                 if version == "v2.1":
-                    chunk = int(ep) // int(info.get("chunks_size", CHUNKS_SIZE))
-                    video = info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=int(ep))
-                    start = t0
+                    chunk = ep // int(info.get("chunks_size", CHUNKS_SIZE))
+                    video = info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=ep)
+                    offset = 0.0
                 else:
-                    meta = episodes.get(int(ep))
-                    if meta is None:
-                        raise LeRobotError(f"{root}: episode {ep} is in data/ but not in meta/episodes")
+                    if f"videos/{key}/chunk_index" not in meta:
+                        raise LeRobotError(f"{root}: meta/episodes has no video file for {key} of episode {ep}")
                     video = info["video_path"].format(
                         video_key=key,
-                        chunk_index=meta[f"videos/{key}/chunk_index"],
-                        file_index=meta[f"videos/{key}/file_index"],
+                        chunk_index=int(meta[f"videos/{key}/chunk_index"]),
+                        file_index=int(meta[f"videos/{key}/file_index"]),
                     )
-                    start = float(meta[f"videos/{key}/from_timestamp"]) + t0
-                images[cam] = _decode_video(root / video, start, n, fps)
+                    offset = float(meta[f"videos/{key}/from_timestamp"])
+                images[cam] = _decode_video(root / video, offset + timestamps, fps)
+            seen.add(ep)
             yield (
-                int(ep),
+                ep,
                 Episode(
                     instruction=tasks[first],
-                    qpos=np.stack(rows[STATE].to_numpy(zero_copy_only=False)).astype(np.float32),
-                    action=np.stack(rows[ACTION].to_numpy(zero_copy_only=False)).astype(np.float32),
+                    qpos=_vectors(rows[STATE]),
+                    action=_vectors(rows[ACTION]),
                     images=images,
                 ),
             )
@@ -609,9 +788,14 @@ def read_lerobot(root: str | Path, progress: bool = False) -> Iterator[tuple[int
                 bar.update()
     if bar is not None:
         bar.close()
+    unread = sorted(set(episodes) - seen)
+    if unread:
+        raise LeRobotError(f"{root}: episodes {unread[:10]} are in meta/episodes but have no frames under data/")
 
 
-def lerobot_to_hdf5(root: str | Path, out_dir: str | Path, progress: bool = False) -> list[Path]:
+def lerobot_to_hdf5(
+    root: str | Path, out_dir: str | Path, progress: bool = False, cameras: list[str] | None = None
+) -> list[Path]:
     """Convert a LeRobot directory into our HDF5 episodes (episode_<index>.hdf5) in out_dir."""
     from ccol_policy.data import write_episode
 
@@ -619,7 +803,7 @@ def lerobot_to_hdf5(root: str | Path, out_dir: str | Path, progress: bool = Fals
     info = read_info(root)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ep, episode in read_lerobot(root, progress=progress):
+    for ep, episode in read_lerobot(root, progress=progress, cameras=cameras):
         paths.append(
             write_episode(
                 out / f"episode_{ep:06d}.hdf5",
@@ -639,29 +823,36 @@ def cache_root() -> Path:
     return Path(os.environ.get("CCOL_CACHE", Path.home() / ".cache" / "ccol"))
 
 
-def _fingerprint(root: Path) -> str:
-    """Identity of a LeRobot directory's contents: its path and every meta/data/video file's name, size, mtime."""
+def _fingerprint(root: Path, cameras: list[str]) -> str:
+    """Identity of a conversion: the directory's path, every meta/data/video file's name, size and mtime, and the
+    cameras converted."""
     h = hashlib.sha256(str(root.resolve()).encode())
     for path in sorted(p for sub in ("meta", "data", "videos") for p in (root / sub).glob("**/*") if p.is_file()):
         st = path.stat()
         h.update(f"{path.relative_to(root)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(f"cameras:{','.join(cameras)}".encode())
     return h.hexdigest()[:16]
 
 
-def resolve_data_dirs(dirs: list[str | Path], progress: bool = False) -> list[Path]:
+def resolve_data_dirs(dirs: list[str | Path], progress: bool = False, cameras: list[str] | None = None) -> list[Path]:
     """Data set directories for the trainer: HDF5 directories as they are, each LeRobot directory replaced by its
-    HDF5 conversion in the cache (made once per content; a changed data set is converted again)."""
+    HDF5 conversion in the cache (made once per content and camera set; a changed data set is converted again).
+    cameras: the ones the trainer uses (checked against each LeRobot data set first; only these are decoded)."""
     resolved = []
     for d in map(Path, dirs):
         if not is_lerobot_dir(d):
+            if d.is_dir() and not any(d.glob("*.hdf5")) and not any(d.glob("*.h5")) and looks_like_lerobot(d):
+                raise LeRobotError(f"{d}: LeRobot data without meta/info.json; expected {LEROBOT_EXPECTED}")
             resolved.append(d)
             continue
-        target = cache_root() / "lerobot" / f"{d.resolve().name}-{_fingerprint(d)}"
+        info = read_info(d)
+        keys = check_cameras(d, info, cameras)
+        target = cache_root() / "lerobot" / f"{d.resolve().name}-{_fingerprint(d, sorted(keys))}"
         if not (target / ".complete").is_file():
             log.info("converting LeRobot data set %s to HDF5 episodes in %s", d, target)
             tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            lerobot_to_hdf5(d, tmp, progress=progress)
+            lerobot_to_hdf5(d, tmp, progress=progress, cameras=list(keys))
             (tmp / ".complete").touch()
             try:
                 os.replace(tmp, target)

@@ -166,7 +166,7 @@ class Trainer:
         # --- data: every check that can fail happens before the first step ---
         if self.dist.world > 1 and not self.dist.main:
             dist.barrier()  # rank 0 converts LeRobot directories once; the others then find them in the cache
-        data_dirs = resolve_data_dirs(data_dirs, progress=self.progress)
+        data_dirs = resolve_data_dirs(data_dirs, progress=self.progress, cameras=list(cfg.vision.cameras))
         if self.dist.world > 1 and self.dist.main:
             dist.barrier()
         infos = scan_episodes(data_dirs, cfg.data.default_instruction, cfg.vision.cameras)
