@@ -40,7 +40,7 @@ def table(runs: list[Path]) -> str:
             kl = np.array(r["val_kl_per_dim"])
             active = f"{(kl > ACTIVE_NATS).sum()}/{len(kl)}"
             lines.append(
-                f"| {run.name} | {r['step']} | {kl.sum():.2e} | {kl.max():.2e} | {active} | "
+                f"| {run.parent.name}/{run.name} | {r['step']} | {kl.sum():.2e} | {kl.max():.2e} | {active} | "
                 f"{r['val_l1']:.4f} | {r['val_l1_posterior']:.4f} | {r['val_l1_posterior'] / r['val_l1']:.3f} |"
             )
     return "\n".join(lines)
@@ -62,7 +62,7 @@ def plot(runs: list[Path], path: Path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("held-out KL per latent dimension (nats)")
-        ax.set_title(run.name, fontsize=9)
+        ax.set_title(f"{run.parent.name}/{run.name}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
