@@ -27,7 +27,8 @@ def test_disc_penalty_makes_the_learned_latent_trajectory_smoother(synthetic_dir
     full, wo = val["full"]["val_disc"], val["wo_disc"]["val_disc"]
     assert full < 0.2 * wo, f"held-out E_disc: full {full:.3g}, wo_disc {wo:.3g}"
     rows = {
-        k: {m: round(x, 5) for m, x in v.items() if m.startswith("val_") and isinstance(x, float)} for k, v in val.items()
+        k: {m: round(x, 5) for m, x in v.items() if m.startswith("val_") and isinstance(x, float)}
+        for k, v in val.items()
     }
     assert val["full"]["val_l1"] < 1.5 * val["wo_disc"]["val_l1"], rows  # smoothness not bought with accuracy
 
