@@ -23,8 +23,8 @@ TEACHER_HELP = (
     "overshoots corrected, varied grasps, a hand-guided arm's tremor)"
 )
 LAYOUT_HELP = "scene layout: 'paper' (every object at its usual place +-3 cm, as the paper's real robot) or 'wide'"
-# on the paper layout, 100 scenes per task put CCoL at 45/60 and the privileged-state reference at 43/60
-# (docs/learning_curve.md); recording them costs ~4 of the demo's minutes on 2 cores
+# on the paper layout, 100 scenes per task put CCoL at 30/60 by the end state (40/60 at the first instant) and the
+# privileged-state reference at 37/60 (docs/learning_curve.md); recording them costs ~5 of the demo's minutes
 DEMO_EPISODES_PER_TASK = 100
 
 
